@@ -1,0 +1,240 @@
+from typing import Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+from torch.nn import Module
+
+from torch_geometric.nn import GATConv
+from torch_geometric.typing import Adj, OptPairTensor, OptTensor, Size
+
+from align_gnn.divergences import (
+    DIVERGENCES,
+    _check_rho,
+    resolve_divergence,
+)
+
+
+def sample_rows(num_rows: int, num_samples: int,
+                device: torch.device) -> Optional[Tensor]:
+    r"""Indices of a uniform sample without replacement of
+    :obj:`min(num_rows, num_samples)` rows, or :obj:`None` for all rows."""
+    if num_rows <= num_samples:
+        return None
+    return torch.randperm(num_rows, device=device)[:num_samples]
+
+
+class AlignedGATConv(GATConv):
+    r"""The graph attentional operator from the `"Graph Attention Networks"
+    <https://arxiv.org/abs/1710.10903>`_ paper with alignment attention from
+    the `"Alignment Attention by Matching Key and Query Distributions"
+    <https://arxiv.org/abs/2110.12567>`_ paper.
+
+    The forward pass is exactly :class:`~torch_geometric.nn.conv.GATConv`'s.
+    Head :math:`h` scores an edge :math:`j \rightarrow i` as
+    :math:`\mathrm{LeakyReLU}(\mathbf{1}^{\top}\mathbf{k}^h_j +
+    \mathbf{1}^{\top}\mathbf{q}^h_i)` with the per-head key and query
+
+    .. math::
+        \mathbf{k}^h_j = \mathbf{a}^h_{s} \odot \mathbf{\Theta}^h_{s}
+        \mathbf{x}_j, \qquad
+        \mathbf{q}^h_i = \mathbf{a}^h_{t} \odot \mathbf{\Theta}^h_{t}
+        \mathbf{x}_i.
+
+    In training mode, every forward pass keeps a uniform sample (without
+    replacement) of at most :obj:`num_samples` keys and queries, and
+    :meth:`get_alignment_loss` returns the divergence between the two
+    distributions, averaged over heads:
+
+    .. math::
+        \mathcal{L}_{\textrm{align}} = \frac{1}{H} \sum_{h=1}^H
+        D\left(P^h_{\textrm{query}}, P^h_{\textrm{key}}\right),
+
+    to be added to the task loss with a weight :math:`\lambda`
+    (see :func:`align_gnn.alignment_loss`).
+
+    Args:
+        in_channels (int or tuple): Size of each input sample, or :obj:`-1` to
+            derive the size from the first input(s) to the forward method.
+            A tuple corresponds to the sizes of source and target
+            dimensionalities in case of a bipartite graph.
+        out_channels (int): Size of each output sample.
+        heads (int, optional): Number of multi-head-attentions.
+            (default: :obj:`1`)
+        concat (bool, optional): If set to :obj:`False`, the multi-head
+            attentions are averaged instead of concatenated.
+            (default: :obj:`True`)
+        negative_slope (float, optional): LeakyReLU angle of the negative
+            slope. (default: :obj:`0.2`)
+        dropout (float, optional): Dropout probability of the normalized
+            attention coefficients. (default: :obj:`0`)
+        add_self_loops (bool, optional): If set to :obj:`False`, will not add
+            self-loops to the input graph. (default: :obj:`True`)
+        edge_dim (int, optional): Edge feature dimensionality (in case
+            there are any). (default: :obj:`None`)
+        fill_value (float or torch.Tensor or str, optional): The way to
+            generate edge features of self-loops (in case
+            :obj:`edge_dim != None`). (default: :obj:`"mean"`)
+        bias (bool, optional): If set to :obj:`False`, the layer will not learn
+            an additive bias. (default: :obj:`True`)
+        residual (bool, optional): If set to :obj:`True`, the layer will add
+            a learnable skip-connection. (default: :obj:`False`)
+        divergence (str or torch.nn.Module, optional): The divergence between
+            queries and keys: :obj:`"ct"` (conditional transport),
+            :obj:`"adversarial"`, :obj:`"sinkhorn"`, :obj:`"mmd"`, a module
+            mapping queries :math:`(H, M, C)` and keys :math:`(H, N, C)` to
+            per-head values :math:`(H,)` (see :mod:`align_gnn.divergences`),
+            or :obj:`None` to turn alignment off. (default: :obj:`"ct"`)
+        num_samples (int, optional): Maximum number of keys and of queries
+            sampled per forward pass. (default: :obj:`256`)
+        rho (float, optional): Weight of the forward (query-to-key) transport
+            of :obj:`"ct"`. (default: :obj:`0.5`)
+        adversary_channels (int, optional): Width of the critic and navigator
+            (:obj:`"ct"`) or the discriminator (:obj:`"adversarial"`).
+            (default: :obj:`32`)
+        **kwargs (optional): Additional arguments of
+            :class:`torch_geometric.nn.conv.MessagePassing`.
+
+    Shapes:
+        - **input:**
+          node features :math:`(|\mathcal{V}|, F_{in})` or
+          :math:`((|\mathcal{V_s}|, F_{s}), (|\mathcal{V_t}|, F_{t}))`
+          if bipartite,
+          edge indices :math:`(2, |\mathcal{E}|)`,
+          edge features :math:`(|\mathcal{E}|, D)` *(optional)*
+        - **output:** node features :math:`(|\mathcal{V}|, H * F_{out})` or
+          :math:`((|\mathcal{V}_t|, H * F_{out})` if bipartite, as
+          :class:`~torch_geometric.nn.conv.GATConv`
+        - **alignment loss:** :math:`()`
+    """
+    def __init__(
+        self,
+        in_channels: Union[int, Tuple[int, int]],
+        out_channels: int,
+        heads: int = 1,
+        concat: bool = True,
+        negative_slope: float = 0.2,
+        dropout: float = 0.0,
+        add_self_loops: bool = True,
+        edge_dim: Optional[int] = None,
+        fill_value: Union[float, Tensor, str] = 'mean',
+        bias: bool = True,
+        residual: bool = False,
+        *,
+        divergence: Union[str, Module, None] = 'ct',
+        num_samples: int = 256,
+        rho: float = 0.5,
+        adversary_channels: int = 32,
+        **kwargs,
+    ):
+        if not isinstance(heads, int) or heads <= 0:
+            raise ValueError(f"'heads' must be a positive integer "
+                             f"(got {heads!r})")
+        if not isinstance(num_samples, int) or num_samples < 2:
+            raise ValueError(f"'num_samples' must be an integer >= 2 "
+                             f"(got {num_samples!r})")
+        _check_rho(rho)
+        if not (divergence is None or isinstance(divergence, Module)):
+            divergence = resolve_divergence(divergence, heads, out_channels,
+                                            rho, adversary_channels)
+        super().__init__(in_channels, out_channels, heads, concat,
+                         negative_slope, dropout, add_self_loops, edge_dim,
+                         fill_value, bias, residual, **kwargs)
+        self.divergence = divergence
+        self.num_samples = num_samples
+        self.rho = rho
+        self._key_sample: Optional[Tensor] = None
+        self._query_sample: Optional[Tensor] = None
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        if getattr(self, 'divergence', None) is not None and hasattr(
+                self.divergence, 'reset_parameters'):
+            self.divergence.reset_parameters()
+
+    def key_query(
+        self,
+        x: Union[Tensor, OptPairTensor],
+    ) -> Tuple[Tensor, Optional[Tensor]]:
+        r"""Returns the per-head keys
+        :math:`\mathbf{a}_s \odot \mathbf{\Theta}_s \mathbf{x}_j` of shape
+        :math:`(|\mathcal{V}_s|, H, C)` and queries
+        :math:`\mathbf{a}_t \odot \mathbf{\Theta}_t \mathbf{x}_i` of shape
+        :math:`(|\mathcal{V}_t|, H, C)` (:obj:`None` if :obj:`x` is a pair
+        whose target features are :obj:`None`). Summed over the last
+        dimension, they are the two halves of the attention logits.
+
+        Args:
+            x (torch.Tensor or (torch.Tensor, torch.Tensor)): The input node
+                features, in any form :meth:`forward` accepts.
+        """
+        H, C = self.heads, self.out_channels
+        x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
+        lin_src = self.lin if self.lin is not None else self.lin_src
+        lin_dst = self.lin if self.lin is not None else self.lin_dst
+        key = lin_src(x_src).view(-1, H, C) * self.att_src
+        if x_dst is None:
+            return key, None
+        return key, lin_dst(x_dst).view(-1, H, C) * self.att_dst
+
+    def forward(
+        self,
+        x: Union[Tensor, OptPairTensor],
+        edge_index: Adj,
+        edge_attr: OptTensor = None,
+        size: Size = None,
+        return_attention_weights: Optional[bool] = None,
+    ):
+        r"""Runs :meth:`GATConv.forward` and, in training mode with a
+        divergence, keeps a sample of keys and queries for
+        :meth:`get_alignment_loss`."""
+        out = super().forward(x, edge_index, edge_attr, size,
+                              return_attention_weights)
+        if self.training and self.divergence is not None:
+            self._sample_key_query(x)
+        else:
+            self._key_sample = self._query_sample = None
+        return out
+
+    def _sample_key_query(self, x: Union[Tensor, OptPairTensor]):
+        x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
+        src_index = sample_rows(x_src.size(0), self.num_samples, x_src.device)
+        if src_index is not None:
+            x_src = x_src[src_index]
+        if x_dst is not None:
+            dst_index = sample_rows(x_dst.size(0), self.num_samples,
+                                    x_dst.device)
+            if dst_index is not None:
+                x_dst = x_dst[dst_index]
+        # Projecting only the sampled rows costs O(m) and holds O(H * m * C):
+        self._key_sample, self._query_sample = self.key_query((x_src, x_dst))
+
+    def get_alignment_loss(self) -> Tensor:
+        r"""The divergence between the query and key samples of the last
+        training forward pass, averaged over heads (0-dim). :obj:`0.` in
+        evaluation mode, with :obj:`divergence=None`, or when the last forward
+        pass had no queries or no keys."""
+        key, query = self._key_sample, self._query_sample
+        if (not self.training or self.divergence is None or key is None
+                or query is None or key.size(0) == 0 or query.size(0) == 0):
+            return self.att_src.new_zeros(())
+        return self.divergence(query.transpose(0, 1),
+                               key.transpose(0, 1)).mean()
+
+    def __getstate__(self):
+        # The samples hold autograd graphs, which cannot be copied or pickled:
+        state = self.__dict__.copy()
+        state['_key_sample'] = state['_query_sample'] = None
+        return state
+
+
+def alignment_loss(model: Module) -> Tensor:
+    r"""The sum of :meth:`AlignedGATConv.get_alignment_loss` over every
+    aligned layer in :obj:`model` (0-dim; :obj:`0.` if there is none)."""
+    losses = [
+        module.get_alignment_loss() for module in model.modules()
+        if isinstance(module, AlignedGATConv)
+    ]
+    if not losses:
+        param = next(model.parameters(), None)
+        return torch.zeros((), device=None if param is None else param.device)
+    return torch.stack(losses).sum()
