@@ -87,6 +87,12 @@ class HeadwiseMLP(Module):
                 f'hidden_channels={hidden_channels}, reverse={self.reverse})')
 
 
+def _positive(scale: Tensor) -> Tensor:
+    r"""Clamps a cost scale away from zero, far enough that dividing by it
+    keeps gradients finite (all-equal points have zero scale)."""
+    return scale.clamp_min(torch.finfo(scale.dtype).tiny**0.5)
+
+
 def _pairwise_sq_dist(x: Tensor, y: Tensor) -> Tensor:
     r"""Squared Euclidean distances :math:`(H, M, N)` between :math:`(H, M, C)`
     and :math:`(H, N, C)`, clamped at zero (finite gradients for equal
@@ -231,8 +237,7 @@ class SinkhornDivergence(Module):
 
     def forward(self, query: Tensor, key: Tensor) -> Tensor:
         cost_qk = _pairwise_sq_dist(query, key)
-        scale = cost_qk.mean((1, 2), keepdim=True).clamp_min(
-            torch.finfo(cost_qk.dtype).tiny)
+        scale = _positive(cost_qk.mean((1, 2), keepdim=True))
         return (self._entropic_ot(cost_qk / scale) -
                 0.5 * self._entropic_ot(_pairwise_sq_dist(query, query) /
                                         scale) -
@@ -272,7 +277,9 @@ class MMD(Module):
         points = torch.cat([query, key], dim=1)
         dist = _pairwise_sq_dist(points, points)
         median = dist.flatten(1).median(dim=1).values.view(-1, 1, 1)
-        median = median.clamp_min(torch.finfo(dist.dtype).tiny)
+        # Few distinct points (e.g. one query, one key) have a zero median:
+        median = _positive(torch.where(median > 0, median,
+                                       dist.mean((1, 2), keepdim=True)))
         kernel = sum((-dist / (s * median)).exp()
                      for s in self.bandwidths) / len(self.bandwidths)
         m = query.size(1)
