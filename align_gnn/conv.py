@@ -1,3 +1,5 @@
+import warnings
+from contextlib import contextmanager
 from typing import Optional, Tuple, Union
 
 import torch
@@ -14,13 +16,59 @@ from align_gnn.divergences import (
 )
 
 
+PERMUTATION_MAX_ROWS = 1 << 16
+
+
 def sample_rows(num_rows: int, num_samples: int,
                 device: torch.device) -> Optional[Tensor]:
     r"""Indices of a uniform sample without replacement of
-    :obj:`min(num_rows, num_samples)` rows, or :obj:`None` for all rows."""
+    :obj:`min(num_rows, num_samples)` rows, or :obj:`None` for all rows.
+
+    Up to :obj:`max(65536, 4 * num_samples)` rows, the head of a random
+    permutation. Beyond, the first distinct values among
+    :obj:`2 * num_samples` uniform draws, in order of appearance (a uniform
+    sample without replacement): :math:`O(m \log m)` time, no tensor of
+    size :obj:`num_rows` and no host synchronization. Fewer than
+    :obj:`num_samples` distinct draws (probability below :math:`10^{-14}`)
+    would let some rows repeat."""
     if num_rows <= num_samples:
         return None
-    return torch.randperm(num_rows, device=device)[:num_samples]
+    if num_rows <= max(PERMUTATION_MAX_ROWS, 4 * num_samples):
+        return torch.randperm(num_rows, device=device)[:num_samples]
+    draws = torch.randint(num_rows, (2 * num_samples, ), device=device)
+    sorted_draws, position = torch.sort(draws, stable=True)
+    repeat = torch.zeros_like(sorted_draws, dtype=torch.bool)
+    repeat[1:] = sorted_draws[1:] == sorted_draws[:-1]
+    # First occurrences ranked by position, repeats after all of them:
+    rank = position + repeat * draws.numel()
+    return sorted_draws[rank.argsort()[:num_samples]]
+
+
+def select_rows(x: Tensor, index: Tensor) -> Tensor:
+    r"""The rows :obj:`index` of a dense, sparse COO or sparse CSR matrix
+    :obj:`x`, in the same layout."""
+    if x.layout == torch.sparse_coo:
+        return x.index_select(0, index)
+    if x.layout != torch.sparse_csr:
+        return x[index]
+    crow, col, value = x.crow_indices(), x.col_indices(), x.values()
+    start, count = crow[index], crow[index + 1] - crow[index]
+    new_crow = torch.cat([crow.new_zeros(1), count.cumsum(0)])
+    position = torch.arange(int(new_crow[-1]), device=x.device)
+    position += (start - new_crow[:-1]).repeat_interleave(count)
+    with quiet_sparse_csr():
+        return torch.sparse_csr_tensor(new_crow, col[position],
+                                       value[position],
+                                       (index.numel(), x.size(1)),
+                                       check_invariants=False)
+
+
+@contextmanager
+def quiet_sparse_csr():
+    r"""Silences PyTorch's warning that sparse CSR support is in beta."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', 'Sparse CSR tensor support')
+        yield
 
 
 class AlignedGATConv(GATConv):
@@ -169,12 +217,17 @@ class AlignedGATConv(GATConv):
         """
         H, C = self.heads, self.out_channels
         x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
-        lin_src = self.lin if self.lin is not None else self.lin_src
-        lin_dst = self.lin if self.lin is not None else self.lin_dst
-        key = lin_src(x_src).view(-1, H, C) * self.att_src
-        if x_dst is None:
-            return key, None
-        return key, lin_dst(x_dst).view(-1, H, C) * self.att_dst
+        if self.lin is not None:
+            h_src = self.lin(x_src).view(-1, H, C)
+            h_dst = h_src if x_dst is x_src else (
+                None if x_dst is None else self.lin(x_dst).view(-1, H, C))
+        else:
+            h_src = self.lin_src(x_src).view(-1, H, C)
+            h_dst = None if x_dst is None else self.lin_dst(x_dst).view(
+                -1, H, C)
+        if h_dst is None:
+            return h_src * self.att_src, None
+        return h_src * self.att_src, h_dst * self.att_dst
 
     def forward(
         self,
@@ -196,17 +249,21 @@ class AlignedGATConv(GATConv):
         return out
 
     def _sample_key_query(self, x: Union[Tensor, OptPairTensor]):
+        # When sources and targets are the same nodes, one node sample gives
+        # both the keys and the queries (as all tokens do in the paper):
         x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
-        src_index = sample_rows(x_src.size(0), self.num_samples, x_src.device)
-        if src_index is not None:
-            x_src = x_src[src_index]
-        if x_dst is not None:
-            dst_index = sample_rows(x_dst.size(0), self.num_samples,
-                                    x_dst.device)
-            if dst_index is not None:
-                x_dst = x_dst[dst_index]
+        src_sample = self._sample_rows(x_src)
+        if x_dst is x_src:
+            dst_sample = src_sample
+        else:
+            dst_sample = None if x_dst is None else self._sample_rows(x_dst)
         # Projecting only the sampled rows costs O(m) and holds O(H * m * C):
-        self._key_sample, self._query_sample = self.key_query((x_src, x_dst))
+        self._key_sample, self._query_sample = self.key_query(
+            (src_sample, dst_sample))
+
+    def _sample_rows(self, x: Tensor) -> Tensor:
+        index = sample_rows(x.size(0), self.num_samples, x.device)
+        return x if index is None else select_rows(x, index)
 
     def get_alignment_loss(self) -> Tensor:
         r"""The divergence between the query and key samples of the last

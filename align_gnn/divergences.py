@@ -144,15 +144,17 @@ class ConditionalTransport(Module):
         self.navigator.reset_parameters()
 
     def forward(self, query: Tensor, key: Tensor) -> Tensor:
-        cost = 1 - torch.bmm(F.normalize(self.critic(query), dim=-1),
-                             F.normalize(self.critic(key), dim=-1).transpose(
-                                 1, 2))
-        nav_query, nav_key = self.navigator(query), self.navigator(key)
-        logits = torch.bmm(nav_query, nav_key.transpose(1, 2))
-        logits = logits / math.sqrt(nav_query.size(-1))
-        forward = (logits.softmax(dim=2) * cost).sum(2).mean(1)
-        backward = (logits.softmax(dim=1) * cost).sum(1).mean(1)
-        return self.rho * forward + (1 - self.rho) * backward
+        m = query.size(1)
+        points = torch.cat([query, key], dim=1)  # one pass per network
+        critic = F.normalize(self.critic(points), dim=-1)
+        navigator = self.navigator(points)
+        cos = torch.bmm(critic[:, :m], critic[:, m:].transpose(1, 2))
+        logits = torch.bmm(navigator[:, :m] / math.sqrt(navigator.size(-1)),
+                           navigator[:, m:].transpose(1, 2))
+        # With plans summing to one, E[pi * (1 - cos)] = 1 - E[pi * cos]:
+        forward = (logits.softmax(dim=2) * cos).sum(2).mean(1)
+        backward = (logits.softmax(dim=1) * cos).sum(1).mean(1)
+        return 1 - self.rho * forward - (1 - self.rho) * backward
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}(rho={self.rho})'
@@ -280,7 +282,8 @@ class MMD(Module):
         # Few distinct points (e.g. one query, one key) have a zero median:
         median = _positive(torch.where(median > 0, median,
                                        dist.mean((1, 2), keepdim=True)))
-        kernel = sum((-dist / (s * median)).exp()
+        dist = dist / median  # saved once for all bandwidths
+        kernel = sum((dist * (-1 / s)).exp()
                      for s in self.bandwidths) / len(self.bandwidths)
         m = query.size(1)
         return (kernel[:, :m, :m].mean((1, 2)) +

@@ -179,6 +179,23 @@ def test_sample_rows():
     assert counts.min() > 100 and counts.max() < 300  # expected: 200
 
 
+def test_sample_rows_of_huge_graphs():
+    # Beyond 65,536 rows no permutation of all rows is built (10^12 rows
+    # would take terabytes):
+    index = sample_rows(10**12, 256, torch.device('cpu'))
+    assert index.numel() == 256 and index.unique().numel() == 256
+    assert int(index.min()) >= 0 and int(index.max()) < 10**12
+    # Uniform over rows: each tenth of the rows gets a tenth of the draws.
+    draws = torch.cat([
+        sample_rows(100_000, 16, torch.device('cpu')) for _ in range(2000)
+    ])
+    counts = torch.bincount(draws // 10_000, minlength=10)
+    assert counts.min() > 2900 and counts.max() < 3500  # expected: 3200
+    for _ in range(200):  # without replacement
+        index = sample_rows(100_000, 500, torch.device('cpu'))
+        assert index.unique().numel() == 500
+
+
 @pytest.mark.parametrize('num_samples', [16, 64])
 def test_held_memory(num_samples):
     heads, channels = 4, 8
@@ -193,6 +210,37 @@ def test_held_memory(num_samples):
     conv.eval()
     conv(x, ei)
     assert conv._key_sample is None and conv._query_sample is None
+
+
+def test_one_node_sample_for_keys_and_queries():
+    # Non-bipartite: the keys and queries are those of the same nodes.
+    conv = AlignedGATConv(8, 4, heads=2, num_samples=16)
+    x = torch.randn(100, 8)
+    torch.manual_seed(1)
+    conv(x, torch.randint(0, 100, (2, 300)))
+    h = conv.lin(x).view(-1, 2, 4)
+    key, query = conv._key_sample, conv._query_sample
+    rows = [int((h * conv.att_src - k).abs().sum((1, 2)).argmin())
+            for k in key]
+    assert len(set(rows)) == 16
+    assert torch.allclose(query, h[rows] * conv.att_dst, atol=1e-6)
+
+
+@pytest.mark.parametrize('layout', [torch.sparse_csr, torch.sparse_coo])
+def test_sparse_features(layout):
+    x = (torch.rand(50, 30) < 0.1).float()
+    ei = torch.randint(0, 50, (2, 200))
+    conv = AlignedGATConv(30, 4, heads=2, num_samples=8)
+    sparse = x.to_sparse_csr() if layout == torch.sparse_csr else x.to_sparse()
+    torch.manual_seed(0)
+    out = conv(x, ei)
+    key, query = conv._key_sample, conv._query_sample
+    torch.manual_seed(0)
+    assert torch.allclose(conv(sparse, ei), out, atol=1e-6)
+    assert torch.allclose(conv._key_sample, key, atol=1e-6)
+    assert torch.allclose(conv._query_sample, query, atol=1e-6)
+    conv.get_alignment_loss().backward()
+    assert conv.lin.weight.grad.abs().sum() > 0
 
 
 def test_num_samples_larger_than_graph():
