@@ -106,6 +106,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device', type=str.lower, default='auto',
                         choices=training.DEVICES,
                         help='auto picks CUDA when available')
+    parser.add_argument(
+        '--features', type=str.lower, default='sparse',
+        choices=training.FEATURES,
+        help='node feature layout: sparse stores the bag-of-words features '
+        'as a sparse CSR matrix (faster first layer)')
     parser.add_argument('--quiet', action='store_true',
                         help='no progress bars')
     parser.add_argument('--debug', action='store_true',
@@ -124,7 +129,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         align_weight=args.align_weight, align_samples=args.align_samples,
         rho=args.rho, runs=args.runs, seed=args.seed, epochs=args.epochs,
         patience=args.patience, lr=args.lr, weight_decay=args.weight_decay,
-        device=args.device)
+        device=args.device, features=args.features)
     try:
         results = training.experiment(config, args.root,
                                       progress=not args.quiet)

@@ -2,6 +2,7 @@ r"""Planetoid node classification with (aligned) graph attention networks:
 data loading, the two-layer GAT of PyG's `examples/gat.py`, training with
 early stopping, many seeded runs, calibration, paired comparisons and results
 files. :file:`train_gat.py` is a thin command line over this module."""
+import copy
 import json
 import math
 import os
@@ -28,12 +29,17 @@ from torch_geometric.data import Data
 from torch_geometric.datasets import Planetoid
 from torch_geometric.nn import GATConv, GATv2Conv, SuperGATConv
 
-from align_gnn.conv import AlignedGATConv, alignment_loss
+from align_gnn.conv import (
+    AlignedGATConv,
+    alignment_loss,
+    quiet_sparse_csr,
+)
 from align_gnn.divergences import DIVERGENCES
 
 DATASETS = {'cora': 'Cora', 'citeseer': 'CiteSeer', 'pubmed': 'PubMed'}
 METHODS = ('none', *DIVERGENCES, 'gatv2', 'supergat')
 DEVICES = ('auto', 'cpu', 'cuda')
+FEATURES = ('dense', 'sparse')
 RAW_NAMES = ('x', 'y', 'tx', 'ty', 'allx', 'ally', 'graph', 'test.index')
 SUPERGAT_LOSS_WEIGHT = 4.0  # as in PyG's examples/super_gat.py
 DOWNLOAD_TIMEOUT = 5.0  # seconds to wait for the download host to answer
@@ -118,6 +124,32 @@ def _missing_message(name: str, paths: List[str], missing: List[str],
             f"{name}/raw/, or run once with internet access.")
 
 
+def prepare_data(data: Data, features: str = 'sparse') -> Data:
+    r"""A shallow copy of :obj:`data` whose node features are a dense tensor
+    (:obj:`"dense"`) or a sparse CSR tensor (:obj:`"sparse"`; Planetoid's
+    bag-of-words features are 98-99% zeros)."""
+    _require(features in FEATURES, 'features', f'one of {FEATURES}',
+             features)
+    data = copy.copy(data)
+    if features == 'sparse':
+        with quiet_sparse_csr():
+            data.x = data.x.to_sparse_csr()
+    return data
+
+
+def dropout_features(x: Tensor, p: float, training: bool) -> Tensor:
+    r""":func:`torch.nn.functional.dropout` of a dense or sparse CSR matrix
+    (in the latter case, of its stored values: zeros stay zeros either
+    way)."""
+    if x.layout != torch.sparse_csr:
+        return F.dropout(x, p=p, training=training)
+    with quiet_sparse_csr():
+        return torch.sparse_csr_tensor(
+            x.crow_indices(), x.col_indices(),
+            F.dropout(x.values(), p=p, training=training), x.size(),
+            check_invariants=False)
+
+
 # Model #######################################################################
 
 
@@ -149,7 +181,8 @@ class GAT(torch.nn.Module):
             of the attention coefficients. (default: :obj:`0.6`)
 
     Shapes:
-        - **input:** node features :math:`(|\mathcal{V}|, F_{in})`,
+        - **input:** node features :math:`(|\mathcal{V}|, F_{in})` (dense or
+          sparse CSR),
           edge indices :math:`(2, |\mathcal{E}|)`
         - **output:** logits :math:`(|\mathcal{V}|, F_{out})`
     """
@@ -164,7 +197,7 @@ class GAT(torch.nn.Module):
                           heads=output_heads, concat=False, dropout=dropout)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        x = F.dropout(x, p=self.dropout, training=self.training)
+        x = dropout_features(x, self.dropout, self.training)
         x = F.elu(self.conv1(x, edge_index))
         x = F.dropout(x, p=self.dropout, training=self.training)
         return self.conv2(x, edge_index)
@@ -242,9 +275,10 @@ def expected_calibration_error(probs: Tensor, labels: Tensor,
 
 def train_epoch(model: torch.nn.Module, data: Data,
                 optimizer: torch.optim.Optimizer,
-                align_weight: float) -> float:
+                align_weight: float) -> Tensor:
     r"""One full-batch step on cross-entropy plus :func:`auxiliary_loss`;
-    returns the loss."""
+    returns the loss (detached, 0-dim: reading it is left to the caller, as
+    it waits for the device)."""
     model.train()
     optimizer.zero_grad()
     out = model(data.x, data.edge_index)
@@ -252,7 +286,7 @@ def train_epoch(model: torch.nn.Module, data: Data,
     loss = loss + auxiliary_loss(model, align_weight)
     loss.backward()
     optimizer.step()
-    return loss.item()
+    return loss.detach()
 
 
 @torch.no_grad()
@@ -293,6 +327,8 @@ class Config:
         lr (float, optional): Adam learning rate.
         weight_decay (float, optional): Adam weight decay.
         device (str): :obj:`"auto"`, :obj:`"cpu"` or :obj:`"cuda"`.
+        features (str): Node feature layout, :obj:`"dense"` or
+            :obj:`"sparse"` (see :func:`prepare_data`).
     """
     dataset: str = 'cora'
     methods: Sequence[str] = ('ct', )
@@ -306,6 +342,7 @@ class Config:
     lr: Optional[float] = None
     weight_decay: Optional[float] = None
     device: str = 'auto'
+    features: str = 'sparse'
 
     def __post_init__(self):
         self.dataset = self.dataset.lower()
@@ -325,6 +362,8 @@ class Config:
         _require(0 <= self.rho <= 1, 'rho', 'in [0, 1]', self.rho)
         _require(self.device in DEVICES, 'device', f'one of {DEVICES}',
                  self.device)
+        _require(self.features in FEATURES, 'features', f'one of {FEATURES}',
+                 self.features)
         defaults = default_hyperparameters(self.dataset)
         if self.lr is None:
             self.lr = defaults['lr']
@@ -383,7 +422,7 @@ def run(dataset: Planetoid, method: str, seed: int, config: Config,
     """
     seed_everything(seed)
     device = resolve_device(config.device)
-    data = dataset[0].to(device)
+    data = prepare_data(dataset[0], config.features).to(device)
     output_heads = default_hyperparameters(config.dataset)['output_heads']
     model = build_model(method, dataset.num_features, dataset.num_classes,
                         output_heads, config.align_samples,

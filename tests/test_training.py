@@ -1,7 +1,6 @@
 import json
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -13,10 +12,12 @@ import scipy.sparse as sp
 import torch
 from scipy import stats
 
+from torch_geometric.data import Data
+
 from align_gnn import training
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / 'shared' / 'datasets'
+
 RUN_KEYS = {
     'method', 'seed', 'val_acc', 'test_acc', 'ece', 'epochs', 'seconds'
 }
@@ -40,25 +41,6 @@ def cli(*args, cwd=REPO, env=None,
                           capture_output=True, text=True, cwd=cwd,
                           timeout=300,
                           env=None if env is None else {**os.environ, **env})
-
-
-def has_raw(root: Path, name: str) -> bool:
-    return all(Path(path).is_file() for path in training.raw_paths(name, root))
-
-
-@pytest.fixture(scope='session')
-def data_root(tmp_path_factory) -> Path:
-    r"""A data root holding Cora and CiteSeer: the repository's `datasets/`
-    if CI filled it, else a copy of `../shared/datasets`."""
-    names = ('Cora', 'CiteSeer')
-    if all(has_raw(REPO / 'datasets', name) for name in names):
-        return REPO / 'datasets'
-    root = tmp_path_factory.mktemp('datasets')
-    for name in names:
-        assert (SHARED / name / 'raw').is_dir(), (
-            f'{name} is neither in {REPO / "datasets"} nor in {SHARED}')
-        shutil.copytree(SHARED / name / 'raw', root / name / 'raw')
-    return root
 
 
 def write_fake_planetoid(raw_dir: Path, prefix: str, num_classes: int = 3,
@@ -224,6 +206,34 @@ def test_models():
         training.build_model('gcn', 16, 3)
 
 
+@pytest.mark.parametrize('method', ['none', 'ct', 'gatv2', 'supergat'])
+def test_sparse_features_give_the_dense_model(method):
+    x = (torch.rand(40, 30) < 0.1).float()
+    edge_index = torch.randint(0, 40, (2, 120))
+    data = training.prepare_data(Data(x=x, edge_index=edge_index), 'sparse')
+    assert data.x.layout == torch.sparse_csr and x.layout == torch.strided
+    assert torch.equal(data.x.to_dense(), x)
+    model = training.build_model(method, 30, 3).eval()
+    assert torch.allclose(model(data.x, edge_index), model(x, edge_index),
+                          atol=1e-6)
+    model.train()  # dropout and alignment sampling accept sparse rows
+    assert model(data.x, edge_index).size() == (40, 3)
+    assert torch.isfinite(training.auxiliary_loss(model, 0.1))
+
+
+def test_dropout_of_sparse_features():
+    x = torch.rand(200, 100) * (torch.rand(200, 100) < 0.1)
+    dropped = training.dropout_features(x.to_sparse_csr(), 0.6, True)
+    assert dropped.layout == torch.sparse_csr
+    dense = dropped.to_dense()
+    assert not dense[x == 0].any()  # zeros stay zeros
+    kept = dense[x != 0] != 0
+    assert 0.3 < kept.float().mean() < 0.5  # about 40% kept ...
+    assert torch.allclose(dense[x != 0][kept], x[x != 0][kept] / 0.4)
+    same = training.dropout_features(x.to_sparse_csr(), 0.6, False)
+    assert torch.equal(same.to_dense(), x)
+
+
 def test_expected_calibration_error():
     probs = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.2, 0.8]])
     labels = torch.tensor([0, 1, 1, 1])
@@ -326,6 +336,7 @@ BAD_FLAGS = [
     (['--weight-decay', '-1'], '--weight-decay'),
     (['--seed', '-1'], '--seed'),
     (['--device', 'tpu'], '--device'),
+    (['--features', 'csr'], '--features'),
     (['--dataset', 'pubmed', '--root', '{empty}'], '--root'),
 ]
 if not torch.cuda.is_available():

@@ -1,0 +1,28 @@
+import shutil
+from pathlib import Path
+
+import pytest
+
+from align_gnn import training
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / 'shared' / 'datasets'
+
+
+def has_raw(root: Path, name: str) -> bool:
+    return all(Path(path).is_file() for path in training.raw_paths(name, root))
+
+
+@pytest.fixture(scope='session')
+def data_root(tmp_path_factory) -> Path:
+    r"""A data root holding Cora and CiteSeer: the repository's `datasets/`
+    if CI filled it, else a copy of `../shared/datasets`."""
+    names = ('Cora', 'CiteSeer')
+    if all(has_raw(REPO / 'datasets', name) for name in names):
+        return REPO / 'datasets'
+    root = tmp_path_factory.mktemp('datasets')
+    for name in names:
+        assert (SHARED / name / 'raw').is_dir(), (
+            f'{name} is neither in {REPO / "datasets"} nor in {SHARED}')
+        shutil.copytree(SHARED / name / 'raw', root / name / 'raw')
+    return root
