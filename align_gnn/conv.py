@@ -9,11 +9,7 @@ from torch.nn import Module
 from torch_geometric.nn import GATConv
 from torch_geometric.typing import Adj, OptPairTensor, OptTensor, Size
 
-from align_gnn.divergences import (
-    DIVERGENCES,
-    _check_rho,
-    resolve_divergence,
-)
+from align_gnn.divergences import _check_rho, resolve_divergence
 
 
 PERMUTATION_MAX_ROWS = 1 << 16

@@ -252,8 +252,9 @@ class SinkhornDivergence(Module):
 class MMD(Module):
     r"""The squared maximum mean discrepancy (biased estimate) with a mixture
     of Gaussian kernels :math:`k(x, y) = \frac{1}{|S|} \sum_{s \in S}
-    \exp(-\|x - y\|^2 / (s \cdot \mathrm{med}))`, where :math:`\mathrm{med}` is the median squared
-    distance between the pooled samples of each head:
+    \exp(-\|x - y\|^2 / (s \cdot \mathrm{med}))`, where :math:`\mathrm{med}`
+    is the median squared distance between the queries and the keys of each
+    head (a quarter of the pooled pairs, four times faster to find):
 
     .. math::
         \mathrm{MMD}^2 = \mathbb{E}[k(q, q')] + \mathbb{E}[k(k, k')] -
@@ -276,16 +277,17 @@ class MMD(Module):
         self.bandwidths = tuple(float(s) for s in bandwidths)
 
     def forward(self, query: Tensor, key: Tensor) -> Tensor:
+        m = query.size(1)
         points = torch.cat([query, key], dim=1)
         dist = _pairwise_sq_dist(points, points)
-        median = dist.flatten(1).median(dim=1).values.view(-1, 1, 1)
+        median = dist[:, :m, m:].flatten(1).median(dim=1).values
+        median = median.view(-1, 1, 1)
         # Few distinct points (e.g. one query, one key) have a zero median:
         median = _positive(torch.where(median > 0, median,
                                        dist.mean((1, 2), keepdim=True)))
         dist = dist / median  # saved once for all bandwidths
         kernel = sum((dist * (-1 / s)).exp()
                      for s in self.bandwidths) / len(self.bandwidths)
-        m = query.size(1)
         return (kernel[:, :m, :m].mean((1, 2)) +
                 kernel[:, m:, m:].mean((1, 2)) -
                 2 * kernel[:, :m, m:].mean((1, 2)))

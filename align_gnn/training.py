@@ -510,8 +510,8 @@ def _finite(value) -> Optional[float]:
 def summarize(results: Sequence[RunResult]) -> Dict[str, Dict]:
     r"""Per method (in order of appearance): mean and standard deviation of
     test and validation accuracy, mean ECE, NLL and epochs, the median
-    seconds per epoch, the number of parameters, and for every method after the first
-    the paired comparison of test accuracy against the first
+    seconds per epoch, the number of parameters, and for every method after
+    the first the paired comparison of test accuracy against the first
     (:obj:`"test_acc_diff"`, :obj:`"ttest_p"`, :obj:`"wilcoxon_p"`, see
     :func:`paired_test`)."""
     methods = list(dict.fromkeys(result.method for result in results))

@@ -1,0 +1,34 @@
+r"""Smoke tests: every benchmark script runs at tiny sizes and prints its
+table (the real measurements are in the README)."""
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+BENCHMARKS = osp.join(osp.dirname(osp.dirname(__file__)), 'benchmarks')
+
+CASES = {
+    'bench_layer.py': (['--sizes', '300:1500:32', '--repeats', '3'],
+                       'AlignedGATConv(divergence=None)'),
+    'bench_step.py': (['--repeats', '2', '--warmup', '1'], 'supergat'),
+    'bench_scaling.py': (['--sizes', '2000:10000,4000:20000', '--repeats',
+                          '2', '--align-samples', '16'],
+                         'log-log slope of aligned'),
+    'bench_memory.py': (['--samples', '8,32', '--nodes', '200'], 'mmd'),
+    'bench_features.py': (['--repeats', '2', '--warmup', '1', '--runs', '1',
+                           '--epochs', '3', '--methods', 'none'],
+                          'none, sparse'),
+}
+
+
+@pytest.mark.parametrize('script', sorted(CASES))
+def test_benchmark_runs(script, data_root):
+    args, expected = CASES[script]
+    if script in ('bench_step.py', 'bench_features.py'):
+        args = [*args, '--root', data_root]
+    proc = subprocess.run([sys.executable, osp.join(BENCHMARKS, script),
+                           *args], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert expected in proc.stdout
