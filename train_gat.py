@@ -130,6 +130,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         rho=args.rho, runs=args.runs, seed=args.seed, epochs=args.epochs,
         patience=args.patience, lr=args.lr, weight_decay=args.weight_decay,
         device=args.device, features=args.features)
+    path = args.out or training.default_output_path(config)
+    try:
+        training.check_writable(path)
+    except OSError as err:
+        if args.debug:
+            raise
+        print(f"error: argument --out: cannot write '{path}' "
+              f"({err}); choose a "
+              f"writable file (see --help)", file=sys.stderr)
+        return 2
     try:
         results = training.experiment(config, args.root,
                                       progress=not args.quiet)
@@ -138,7 +148,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         print(f'error: {err}', file=sys.stderr)
         return 2
-    path = args.out or training.default_output_path(config)
     training.save_results(results, path)
     print(f'{training.DATASETS[config.dataset]}, {config.runs} run(s) from '
           f'seed {config.seed}:')

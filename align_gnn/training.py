@@ -86,12 +86,20 @@ def load_planetoid(name: str, root: Optional[str] = None) -> Planetoid:
     if missing:
         _check_download_host(name, paths, missing)
     try:
-        return Planetoid(root, name, split='public',
-                         transform=T.NormalizeFeatures())
+        dataset = Planetoid(root, name, split='public',
+                            transform=T.NormalizeFeatures())
     except Exception as err:
         if all(osp.isfile(path) for path in paths):
-            raise  # The raw files are there: not a download failure.
+            raise DataError(_unreadable_message(name, paths, err)) from err
         raise DataError(_missing_message(name, paths, missing, err)) from err
+    x = dataset._data.x
+    if not torch.isfinite(x).all():
+        rows = (~torch.isfinite(x)).any(dim=-1).nonzero().view(-1)
+        raise DataError(
+            f"{name}: the features of {rows.numel()} node(s) contain NaN or "
+            f"inf (first: node {int(rows[0])}); the raw files in "
+            f"'{osp.dirname(paths[0])}' are damaged: copy them again")
+    return dataset
 
 
 def _dataset_name(name: str) -> str:
@@ -109,6 +117,16 @@ def _check_download_host(name: str, paths: List[str], missing: List[str]):
                                  timeout=DOWNLOAD_TIMEOUT).close()
     except OSError as err:
         raise DataError(_missing_message(name, paths, missing, err)) from err
+
+
+def _unreadable_message(name: str, paths: List[str], err: Exception) -> str:
+    raw_dir = osp.dirname(paths[0])
+    processed_dir = osp.join(osp.dirname(raw_dir), 'processed')
+    return (f"{name}: reading the raw files in '{raw_dir}' failed "
+            f"({type(err).__name__}: {err}): one is corrupt or truncated, "
+            f"or '{processed_dir}' is stale. Delete '{processed_dir}' and, "
+            f"if that does not help, copy the raw files again (e.g. from "
+            f"../shared/datasets/{name}/raw).")
 
 
 def _missing_message(name: str, paths: List[str], missing: List[str],
@@ -597,6 +615,21 @@ def default_output_path(config: Config) -> str:
     name = '-'.join([config.dataset, *config.methods,
                      time.strftime('%Y%m%d-%H%M%S')])
     return osp.join('results', f'{name}.json')
+
+
+def check_writable(path: str):
+    r"""Raises :class:`OSError` if a results file cannot be written at
+    :obj:`path`, so that a long experiment fails before it starts, not after
+    (creates nothing)."""
+    if osp.isdir(path):
+        raise IsADirectoryError(f"'{path}' is a directory")
+    folder = osp.dirname(osp.abspath(path))
+    while not osp.exists(folder):
+        folder = osp.dirname(folder)
+    if not osp.isdir(folder):
+        raise NotADirectoryError(f"'{folder}' is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"'{folder}' is not writable")
 
 
 def save_results(results: Dict, path: str):

@@ -299,6 +299,32 @@ def test_missing_data(tmp_path, monkeypatch):
     assert isinstance(info.value, ValueError)
 
 
+def test_corrupt_data(data_root, tmp_path):
+    raw = tmp_path / 'Cora' / 'raw'
+    raw.mkdir(parents=True)
+    for path in training.raw_paths('cora', data_root):
+        (raw / os.path.basename(path)).write_bytes(open(path, 'rb').read())
+    x_path = raw / 'ind.cora.x'
+    x_path.write_bytes(x_path.read_bytes()[:1000])  # truncated
+    with pytest.raises(training.DataError) as info:
+        training.load_planetoid('cora', tmp_path)
+    message = str(info.value)
+    assert 'corrupt or truncated' in message and str(raw) in message
+    assert 'UnpicklingError' in message
+
+
+def test_features_with_nan(tmp_path):
+    raw = tmp_path / 'PubMed' / 'raw'
+    write_fake_planetoid(raw, 'pubmed')
+    with open(raw / 'ind.pubmed.allx', 'rb') as f:
+        allx = pickle.load(f).tolil()
+    allx[3, 0] = np.nan
+    with open(raw / 'ind.pubmed.allx', 'wb') as f:
+        pickle.dump(allx.tocsr(), f)
+    with pytest.raises(training.DataError, match='NaN or inf'):
+        training.load_planetoid('pubmed', tmp_path)
+
+
 def test_config_validation():
     config = training.Config(dataset='PubMed', methods=['CT', 'none'])
     assert config.dataset == 'pubmed' and config.methods == ['ct', 'none']
@@ -338,6 +364,8 @@ BAD_FLAGS = [
     (['--device', 'tpu'], '--device'),
     (['--features', 'csr'], '--features'),
     (['--dataset', 'pubmed', '--root', '{empty}'], '--root'),
+    (['--out', '{empty}/file.txt/r.json'], '--out'),
+    (['--out', '{empty}'], '--out'),
 ]
 if not torch.cuda.is_available():
     BAD_FLAGS.append((['--device', 'cuda'], '--device'))
@@ -347,6 +375,7 @@ if not torch.cuda.is_available():
 def bad_flag_runs(tmp_path_factory):
     r"""Runs the CLI (offline) on every bad flag value, two at a time."""
     empty = tmp_path_factory.mktemp('empty')
+    (empty / 'file.txt').write_text('not a folder')
     argvs = [[a.format(empty=empty) for a in argv] for argv, _ in BAD_FLAGS]
     with ThreadPoolExecutor(2) as pool:
         procs = list(
