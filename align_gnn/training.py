@@ -1,7 +1,8 @@
 r"""Planetoid node classification with (aligned) graph attention networks:
 data loading, the two-layer GAT of PyG's `examples/gat.py`, training with
 early stopping, many seeded runs, calibration, paired comparisons and results
-files. :file:`train_gat.py` is a thin command line over this module."""
+files, checkpoints. :file:`train_gat.py` is a thin command line over this
+module."""
 import copy
 import json
 import math
