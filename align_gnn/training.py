@@ -4,6 +4,7 @@ early stopping, many seeded runs, calibration, paired comparisons and results
 files, checkpoints. :file:`train_gat.py` is a thin command line over this
 module."""
 import copy
+import glob
 import json
 import math
 import os
@@ -576,6 +577,9 @@ class Checkpoint:
         if not resume:
             raise ValueError(f"'{folder}' already holds a checkpoint; resume "
                              f"it (--resume) or choose another folder")
+        # Temporary files of writes that a kill interrupted:
+        for tmp in glob.glob(osp.join(folder, f'.{self.FILE}-*.tmp')):
+            os.unlink(tmp)
         state = torch.load(self.path, map_location='cpu', weights_only=True)
         changed = [f'{key}={state["config"].get(key)!r} there, {value!r} now'
                    for key, value in self.config.items()

@@ -117,6 +117,7 @@ def test_checkpoint_api(data_root, tmp_path, monkeypatch):
                 folder, config, every=3))
     assert saves == ['none'] * 3 + ['ct'] * 2
 
+    (tmp_path / 'ckpt' / '.checkpoint.pt-killed.tmp').write_bytes(b'')
     checkpoint = training.Checkpoint(folder, config, every=3, resume=True)
     assert list(checkpoint.finished) == [('none', 0)]
     assert checkpoint.run_state('ct', 0)['epoch'] == 6
