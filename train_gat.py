@@ -111,11 +111,28 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         choices=training.FEATURES,
         help='node feature layout: sparse stores the bag-of-words features '
         'as a sparse CSR matrix (faster first layer)')
+    parser.add_argument(
+        '--checkpoint', metavar='DIR',
+        help='save the progress (finished runs, and the full state of the '
+        'current run: model, optimizer, random generators, early stopping) '
+        'atomically to DIR/checkpoint.pt, so that --resume can continue it '
+        'exactly; DIR must not hold a checkpoint yet, unless --resume')
+    parser.add_argument(
+        '--checkpoint-every', type=positive_int, default=50, metavar='K',
+        help='with --checkpoint, save the current run every K epochs (and '
+        'after every run)')
+    parser.add_argument(
+        '--resume', action='store_true',
+        help='continue from the checkpoint in --checkpoint DIR (finished '
+        'runs are not re-run; the same settings are required); start from '
+        'scratch if DIR holds none')
     parser.add_argument('--quiet', action='store_true',
                         help='no progress bars')
     parser.add_argument('--debug', action='store_true',
                         help='show tracebacks of errors')
     args = parser.parse_args(argv)
+    if args.resume and not args.checkpoint:
+        parser.error('argument --resume: needs --checkpoint DIR')
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('argument --device: CUDA is not available; use '
                      '--device cpu or auto')
@@ -141,8 +158,18 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"writable file (see --help)", file=sys.stderr)
         return 2
     try:
+        checkpoint = None
+        if args.checkpoint:
+            checkpoint = training.Checkpoint(args.checkpoint, config,
+                                             args.checkpoint_every,
+                                             args.resume)
+            if checkpoint.finished or checkpoint.current:
+                print(f'resuming {checkpoint.path}: '
+                      f'{len(checkpoint.finished)} run(s) finished',
+                      file=sys.stderr)
         results = training.experiment(config, args.root,
-                                      progress=not args.quiet)
+                                      progress=not args.quiet,
+                                      checkpoint=checkpoint)
     except ValueError as err:  # `training.DataError` included
         if args.debug:
             raise

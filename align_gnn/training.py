@@ -1,12 +1,15 @@
 r"""Planetoid node classification with (aligned) graph attention networks:
 data loading, the two-layer GAT of PyG's `examples/gat.py`, training with
 early stopping, many seeded runs, calibration, paired comparisons and results
-files. :file:`train_gat.py` is a thin command line over this module."""
+files, checkpoints. :file:`train_gat.py` is a thin command line over this
+module."""
 import copy
+import glob
 import json
 import math
 import os
 import os.path as osp
+import random
 import socket
 import tempfile
 import time
@@ -425,7 +428,8 @@ class RunResult:
 
 
 def run(dataset: Planetoid, method: str, seed: int, config: Config,
-        progress: bool = False) -> RunResult:
+        progress: bool = False,
+        checkpoint: Optional['Checkpoint'] = None) -> RunResult:
     r"""Trains :obj:`method` from seed :obj:`seed` with early stopping on
     validation accuracy (validation loss breaks ties), restores the best
     weights (those of epoch 1 at least) and evaluates them.
@@ -437,6 +441,9 @@ def run(dataset: Planetoid, method: str, seed: int, config: Config,
         config (Config): The hyper-parameters.
         progress (bool, optional): Show a progress bar over epochs.
             (default: :obj:`False`)
+        checkpoint (Checkpoint, optional): Continue from its saved state of
+            this run, if any, and save the state every
+            :obj:`checkpoint.every` epochs. (default: :obj:`None`)
     """
     seed_everything(seed)
     device = resolve_device(config.device)
@@ -450,7 +457,18 @@ def run(dataset: Planetoid, method: str, seed: int, config: Config,
     align_weight = config.align_weight if method in DIVERGENCES else 0.0
 
     best_acc, best_nll, best_epoch, best_state = -1.0, math.inf, 0, None
-    bar = tqdm(range(1, config.epochs + 1), desc=f'{method} seed {seed}',
+    epoch, elapsed = 0, 0.0  # epochs done and their seconds
+    saved = checkpoint.run_state(method, seed) if checkpoint else None
+    if saved is not None:
+        model.load_state_dict(saved['model'])
+        optimizer.load_state_dict(saved['optimizer'])
+        set_rng_state(saved['rng'])
+        best_acc, best_nll = saved['best_acc'], saved['best_nll']
+        best_epoch, best_state = saved['best_epoch'], saved['best_model']
+        epoch, elapsed = saved['epoch'], saved['seconds']
+
+    bar = tqdm(range(epoch + 1, config.epochs + 1), initial=epoch,
+               total=config.epochs, desc=f'{method} seed {seed}',
                leave=False, disable=not progress)
     start = time.perf_counter()
     for epoch in bar:
@@ -462,8 +480,15 @@ def run(dataset: Planetoid, method: str, seed: int, config: Config,
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
         elif epoch - best_epoch >= config.patience:
             break
+        if checkpoint is not None and epoch % checkpoint.every == 0:
+            checkpoint.save_run(method, seed, dict(
+                epoch=epoch, model=model.state_dict(),
+                optimizer=optimizer.state_dict(), rng=rng_state(device),
+                best_acc=best_acc, best_nll=best_nll, best_epoch=best_epoch,
+                best_model=best_state,
+                seconds=elapsed + time.perf_counter() - start))
         bar.set_postfix(val_acc=f'{val_acc:.3f}', best=f'{best_acc:.3f}')
-    seconds = time.perf_counter() - start
+    seconds = elapsed + time.perf_counter() - start
     bar.close()
 
     model.load_state_dict(best_state)
@@ -476,25 +501,140 @@ def run(dataset: Planetoid, method: str, seed: int, config: Config,
                      params=num_parameters(model))
 
 
-def run_many(dataset: Planetoid, config: Config,
-             progress: bool = False) -> List[RunResult]:
+def run_many(dataset: Planetoid, config: Config, progress: bool = False,
+             checkpoint: Optional['Checkpoint'] = None) -> List[RunResult]:
     r"""Runs every method of :obj:`config` on the seeds
     :obj:`config.seed, ..., config.seed + config.runs - 1`, the methods
     interleaved within each seed (so that slow phases of a shared machine
-    hit all methods alike)."""
+    hit all methods alike). With a :obj:`checkpoint`, runs it holds as
+    finished are not trained again, the interrupted one continues, and
+    every finished run is saved."""
     seeds = range(config.seed, config.seed + config.runs)
     bar = tqdm(total=len(seeds) * len(config.methods), desc='runs',
                disable=not progress)
     results = []
     for seed in seeds:
         for method in config.methods:
-            results.append(run(dataset, method, seed, config, progress))
+            result = checkpoint.result(method, seed) if checkpoint else None
+            if result is None:
+                result = run(dataset, method, seed, config, progress,
+                             checkpoint)
+                if checkpoint is not None:
+                    checkpoint.save_result(result)
+            results.append(result)
             bar.set_postfix(method=method,
                             test_acc=f'{results[-1].test_acc:.3f}',
                             refresh=False)
             bar.update()
     bar.close()
     return results
+
+
+# Checkpoints #################################################################
+
+
+def rng_state(device: torch.device) -> Dict:
+    r"""The states of the random number generators of :obj:`random`,
+    NumPy, PyTorch on the CPU and, if :obj:`device` is a GPU, CUDA (as
+    tensors and plain Python values, for
+    :obj:`torch.load(..., weights_only=True)`)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return dict(
+        python=random.getstate(),
+        numpy=(name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
+               gauss),
+        torch=torch.get_rng_state(),
+        cuda=torch.cuda.get_rng_state_all() if device.type == 'cuda' else None,
+    )
+
+
+def set_rng_state(state: Dict):
+    r"""Restores the random number generators from :func:`rng_state`."""
+    random.setstate(state['python'])
+    name, keys, pos, has_gauss, gauss = state['numpy']
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos,
+                         has_gauss, gauss))
+    torch.set_rng_state(state['torch'])
+    if state['cuda'] is not None:
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+class Checkpoint:
+    r"""The progress of an experiment in the file
+    :obj:`<folder>/checkpoint.pt`, written atomically: the config, the
+    finished runs' results and the full state of the current run (model,
+    optimizer with the adversaries' parameters, random number generators,
+    early stopping), saved every :obj:`every` epochs and after every run.
+    :func:`run_many` and :func:`experiment` continue from it exactly (up to
+    timings).
+
+    Args:
+        folder (str): The folder of the checkpoint (created if needed).
+        config (Config): The experiment's settings; resuming a checkpoint
+            made with other settings raises :class:`ValueError`.
+        every (int, optional): Save the current run every :obj:`every`
+            epochs. (default: :obj:`50`)
+        resume (bool, optional): Continue from the checkpoint in
+            :obj:`folder` if there is one; if :obj:`False`, an existing
+            checkpoint raises :class:`ValueError` rather than being
+            overwritten. (default: :obj:`False`)
+    """
+    FILE = 'checkpoint.pt'
+
+    def __init__(self, folder: str, config: Config, every: int = 50,
+                 resume: bool = False):
+        _require(every >= 1, 'every', '>= 1', every)
+        self.path = osp.join(folder, self.FILE)
+        self.every = every
+        self.config = dict(asdict(config),
+                           device=str(resolve_device(config.device)))
+        self.finished: Dict[Tuple[str, int], RunResult] = {}
+        self.current: Optional[Dict] = None
+        if not osp.isfile(self.path):
+            return
+        if not resume:
+            raise ValueError(f"'{folder}' already holds a checkpoint; resume "
+                             f"it (--resume) or choose another folder")
+        # Temporary files of writes that a kill interrupted:
+        for tmp in glob.glob(osp.join(folder, f'.{self.FILE}-*.tmp')):
+            os.unlink(tmp)
+        state = torch.load(self.path, map_location='cpu', weights_only=True)
+        changed = [f'{key}={state["config"].get(key)!r} there, {value!r} now'
+                   for key, value in self.config.items()
+                   if state['config'].get(key) != value]
+        if changed:
+            raise ValueError(f"The checkpoint in '{folder}' was made with "
+                             f"another config ({'; '.join(changed)})")
+        self.finished = {(r['method'], r['seed']): RunResult(**r)
+                         for r in state['finished']}
+        self.current = state['current']
+
+    def result(self, method: str, seed: int) -> Optional[RunResult]:
+        r"""The result of the run, if finished."""
+        return self.finished.get((method, seed))
+
+    def run_state(self, method: str, seed: int) -> Optional[Dict]:
+        r"""The saved state of the unfinished run, if any."""
+        current = self.current
+        if current and (current['method'], current['seed']) == (method, seed):
+            return current['state']
+        return None
+
+    def save_run(self, method: str, seed: int, state: Dict):
+        r"""Saves the state of the current run (see :func:`run`)."""
+        self.current = dict(method=method, seed=seed, state=state)
+        self.save()
+
+    def save_result(self, result: RunResult):
+        r"""Saves a finished run (and forgets the current run's state)."""
+        self.finished[(result.method, result.seed)] = result
+        self.current = None
+        self.save()
+
+    def save(self):
+        state = dict(config=self.config, current=self.current,
+                     finished=[asdict(r) for r in self.finished.values()])
+        _atomic_write(self.path, partial(torch.save, state), binary=True)
 
 
 # Results #####################################################################
@@ -596,13 +736,15 @@ def format_table(summary: Dict[str, Dict]) -> str:
 
 
 def experiment(config: Config, root: Optional[str] = None,
-               progress: bool = False) -> Dict:
+               progress: bool = False,
+               checkpoint: Optional[Checkpoint] = None) -> Dict:
     r"""Loads the data set, runs every method of :obj:`config` on every seed
-    and returns the results as
+    (continuing from :obj:`checkpoint`, if given, see :func:`run_many`) and
+    returns the results as
     :obj:`{"dataset", "config", "runs": [...], "summary": {method: ...}}`
     (accuracies as fractions)."""
     dataset = load_planetoid(config.dataset, root)
-    results = run_many(dataset, config, progress)
+    results = run_many(dataset, config, progress, checkpoint)
     device = str(resolve_device(config.device))
     return dict(dataset=config.dataset,
                 config=dict(asdict(config), device=device),
@@ -635,13 +777,25 @@ def check_writable(path: str):
 def save_results(results: Dict, path: str):
     r"""Writes :obj:`results` as JSON to :obj:`path` atomically (a temporary
     file in the same folder, then :func:`os.replace`)."""
+    def write(f):
+        json.dump(results, f, indent=2)
+        f.write('\n')
+
+    _atomic_write(path, write)
+
+
+def _atomic_write(path: str, write: Callable, binary: bool = False):
+    # `write(f)` fills a temporary file in the same folder, which then
+    # replaces `path` in one step: readers see the old file or the new one.
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.results-', suffix='.tmp')
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{osp.basename(path)}-',
+                               suffix='.tmp')
     try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(results, f, indent=2)
-            f.write('\n')
+        with os.fdopen(fd, 'wb' if binary else 'w') as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:

@@ -27,8 +27,10 @@ SUMMARY_KEYS = {
 }
 
 
-# Runs the CLI with an unresolvable download host, as on a machine offline:
-OFFLINE = ("import runpy; from torch_geometric.datasets import Planetoid; "
+# Runs the CLI with an unresolvable download host, as on a machine offline
+# (the script's folder first on sys.path, as `python train_gat.py` has it):
+OFFLINE = (f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+           "import runpy; from torch_geometric.datasets import Planetoid; "
            "Planetoid.url = 'https://planetoid.invalid/data'; "
            f"runpy.run_path({str(REPO / 'train_gat.py')!r}, "
            "run_name='__main__')")

@@ -1,0 +1,172 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from align_gnn import training
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Two methods on two seeds, so that a kill finds finished runs and a run in
+# progress; checkpoints every 5 of the 30 epochs.
+ARGS = ('--compare', 'none,ct', '--runs', 2, '--epochs', 30, '--patience',
+        1000, '--checkpoint-every', 5, '--quiet')
+TIMINGS = ('seconds', 'seconds_per_epoch')
+
+
+def command(data_root, folder: Path, *extra):
+    return [sys.executable, str(REPO / 'train_gat.py'), *map(str, ARGS),
+            '--root', str(data_root), '--checkpoint', str(folder / 'ckpt'),
+            '--out', str(folder / 'results.json'), *extra]
+
+
+def run_cli(data_root, folder: Path, *extra) -> dict:
+    proc = subprocess.run(command(data_root, folder, *extra),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads((folder / 'results.json').read_text())
+
+
+def without_timings(results: dict) -> dict:
+    results = json.loads(json.dumps(results))
+    for entry in [*results['runs'], *results['summary'].values()]:
+        for key in TIMINGS:
+            entry.pop(key, None)
+    return results
+
+
+def load(folder: Path) -> dict:
+    return torch.load(folder / 'ckpt' / training.Checkpoint.FILE,
+                      weights_only=True)
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(data_root, tmp_path_factory) -> dict:
+    return run_cli(data_root, tmp_path_factory.mktemp('uninterrupted'))
+
+
+def test_same_command_same_results(uninterrupted, data_root, tmp_path):
+    again = run_cli(data_root, tmp_path)
+    assert without_timings(again) == without_timings(uninterrupted)
+
+
+def test_resume_after_sigkill(uninterrupted, data_root, tmp_path):
+    path = tmp_path / 'ckpt' / training.Checkpoint.FILE
+    proc = subprocess.Popen(command(data_root, tmp_path),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        # Wait for a run in progress after at least one finished run:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if path.is_file():
+                state = load(tmp_path)
+                current = state['current']
+                if (state['finished'] and current
+                        and current['state']['epoch'] <= 20):
+                    break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL, stderr
+    assert not (tmp_path / 'results.json').exists()
+
+    state = load(tmp_path)
+    assert len(state['finished']) in (1, 2, 3)
+    assert 5 <= state['current']['state']['epoch'] < 30
+    finished = state['finished']
+
+    resumed = run_cli(data_root, tmp_path, '--resume')
+    assert without_timings(resumed) == without_timings(uninterrupted)
+    # Finished runs were taken over, not trained again:
+    by_run = {(r['method'], r['seed']): r for r in resumed['runs']}
+    for result in finished:
+        assert by_run[result['method'], result['seed']] == result
+    state = load(tmp_path)
+    assert state['current'] is None and len(state['finished']) == 4
+
+
+def test_checkpoint_api(data_root, tmp_path, monkeypatch):
+    dataset = training.load_planetoid('cora', data_root)
+    config = training.Config(methods=['none', 'ct'], runs=1, epochs=9,
+                             patience=1000, align_samples=64, device='cpu')
+    expected = training.run_many(dataset, config)
+
+    # Interrupted after the 2nd save of the second run (epoch 6 of ct):
+    saves = []
+    save_run = training.Checkpoint.save_run
+
+    def interrupt(self, method, seed, state):
+        save_run(self, method, seed, state)
+        saves.append(method)
+        if saves.count('ct') == 2:
+            raise KeyboardInterrupt
+
+    folder = str(tmp_path / 'ckpt')
+    with monkeypatch.context() as m:
+        m.setattr(training.Checkpoint, 'save_run', interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            training.run_many(dataset, config, checkpoint=training.Checkpoint(
+                folder, config, every=3))
+    assert saves == ['none'] * 3 + ['ct'] * 2
+
+    (tmp_path / 'ckpt' / '.checkpoint.pt-killed.tmp').write_bytes(b'')
+    checkpoint = training.Checkpoint(folder, config, every=3, resume=True)
+    assert list(checkpoint.finished) == [('none', 0)]
+    assert checkpoint.run_state('ct', 0)['epoch'] == 6
+    assert checkpoint.run_state('none', 0) is None
+    results = training.run_many(dataset, config, checkpoint=checkpoint)
+    for result in [*results, *expected]:
+        result.seconds = result.seconds_per_epoch = 0.0
+    assert results == expected
+
+    # Another config, or a checkpoint that is not to be resumed, is refused:
+    with pytest.raises(ValueError, match=r'another config \(epochs=9 there, '
+                       r'10 now\)'):
+        training.Checkpoint(folder, training.Config(
+            methods=['none', 'ct'], runs=1, epochs=10, patience=1000,
+            align_samples=64, device='cpu'), resume=True)
+    with pytest.raises(ValueError, match='already holds a checkpoint'):
+        training.Checkpoint(folder, config)
+    assert [p.name for p in (tmp_path / 'ckpt').iterdir()] == [
+        training.Checkpoint.FILE]
+
+
+def test_checkpoint_cli_errors(tmp_path, capsys):
+    # In-process (a new process costs seconds of imports):
+    sys.path.insert(0, str(REPO))
+    try:
+        import train_gat
+    finally:
+        sys.path.remove(str(REPO))
+
+    def cli(*args):
+        try:
+            code = train_gat.main([*map(str, args), '--quiet'])
+        except SystemExit as exit:
+            code = exit.code
+        return code, capsys.readouterr().err
+
+    code, err = cli('--resume')
+    assert code == 2
+    assert err == 'error: argument --resume: needs --checkpoint DIR ' \
+        '(see --help)\n'
+    code, err = cli('--checkpoint-every', 0)
+    assert code == 2 and err.startswith('error: argument --checkpoint-every')
+
+    folder = tmp_path / 'ckpt'
+    training.Checkpoint(str(folder), training.Config(device='cpu')).save()
+    code, err = cli('--device', 'cpu', '--epochs', 5, '--checkpoint', folder)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith('error: ') and 'already holds a checkpoint' in err
+    code, err = cli('--device', 'cpu', '--epochs', 5, '--checkpoint', folder,
+                    '--resume')
+    assert code == 2 and len(err.splitlines()) == 1
+    assert 'another config (epochs=1000 there, 5 now)' in err
