@@ -2,8 +2,8 @@ r"""Numerical soak: many Adam steps of one :class:`AlignedGATConv` per
 divergence, on the alignment loss alone and on alignment + a task loss
 (cross-entropy on random labels), for input regimes that stress the
 divergences: random features, features scaled by 1e4 and by 1e-4, all-zero
-feature rows (every other row, and all rows), duplicated points (all nodes identical) and a single-node graph.
-After every step the loss, every gradient and every parameter must be finite;
+feature rows (every other row, and all rows), duplicated points (all nodes
+identical) and a single-node graph. After every step the loss, every gradient and every parameter must be finite;
 the first step where one is not is reported as FAILED. The exit code is
 non-zero if anything failed.
 
@@ -131,13 +131,10 @@ def run_all(divergences, regimes, objectives, steps: int, verbose=True,
                               divergence=name,
                               seconds=time.perf_counter() - start)
                 rows.append(result)
-                if verbose:
-                    print(f'# {regime} {objective} {name}: '
-                          f'{result["steps"]} steps in '
-                          f'{result["seconds"]:.1f} s'
-                          + (f', FAILED: {result["failed"]}'
-                             if result['failed'] else ''),
-                          file=sys.stderr, flush=True)
+                if verbose:  # progress, and the rows of an unfinished run
+                    print(f'# {format_table([result]).splitlines()[-1]}  '
+                          f'({result["seconds"]:.1f} s)', file=sys.stderr,
+                          flush=True)
     return rows
 
 
