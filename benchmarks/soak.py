@@ -3,9 +3,9 @@ divergence, on the alignment loss alone and on alignment + a task loss
 (cross-entropy on random labels), for input regimes that stress the
 divergences: random features, features scaled by 1e4 and by 1e-4, all-zero
 feature rows (every other row, and all rows), duplicated points (all nodes
-identical) and a single-node graph. After every step the loss, every gradient and every parameter must be finite;
-the first step where one is not is reported as FAILED. The exit code is
-non-zero if anything failed.
+identical) and a single-node graph. After every step the loss, every
+gradient and every parameter must be finite; the first step where one is not
+is reported as FAILED. The exit code is non-zero if anything failed.
 
     python benchmarks/soak.py
     python benchmarks/soak.py --steps 200 --divergences ct,mmd
