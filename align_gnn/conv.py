@@ -235,7 +235,15 @@ class AlignedGATConv(GATConv):
     ):
         r"""Runs :meth:`GATConv.forward` and, in training mode with a
         divergence, keeps a sample of keys and queries for
-        :meth:`get_alignment_loss`."""
+        :meth:`get_alignment_loss`.
+
+        Raises :class:`ValueError` for node features that are not 2-D or
+        whose number of channels differs from :obj:`in_channels`, and for a
+        dense :obj:`edge_index` that is not an integer tensor of shape
+        :obj:`(2, E)` (shape and dtype checks only: no host
+        synchronization)."""
+        self._check_features(x)
+        self._check_edge_index(edge_index)
         out = super().forward(x, edge_index, edge_attr, size,
                               return_attention_weights)
         if self.training and self.divergence is not None:
@@ -243,6 +251,51 @@ class AlignedGATConv(GATConv):
         else:
             self._key_sample = self._query_sample = None
         return out
+
+    def _check_features(self, x: Union[Tensor, OptPairTensor]):
+        # The linear layers know the sizes, lazy ones after their first call:
+        if self.lin is not None:
+            in_src = in_dst = self.lin.in_channels
+        else:
+            in_src, in_dst = self.lin_src.in_channels, self.lin_dst.in_channels
+        if isinstance(x, Tensor):
+            pairs = [('x', x, in_src)]
+        else:
+            pairs = [('x[0]', x[0], in_src), ('x[1]', x[1], in_dst)]
+        for name, value, channels in pairs:
+            if value is None:
+                continue
+            if value.dim() != 2:
+                raise ValueError(
+                    f"{self}: expected '{name}' to be a 2-D tensor of shape "
+                    f"(num_nodes, in_channels) (got shape "
+                    f"{tuple(value.shape)})")
+            if channels > 0 and value.size(-1) != channels:
+                raise ValueError(
+                    f"{self}: expected '{name}' to have {channels} channels "
+                    f"(in_channels) in its last dimension (got "
+                    f"{value.size(-1)}, shape {tuple(value.shape)}); the "
+                    f"previous layer's output size must match this layer's "
+                    f"in_channels")
+
+    @staticmethod
+    def _check_edge_index(edge_index: Adj):
+        # Sparse adjacency matrices (torch.sparse, SparseTensor) are checked
+        # by MessagePassing; GATConv's self-loop handling would otherwise
+        # fail on a malformed dense edge_index with an unrelated message.
+        if not isinstance(edge_index, Tensor) or edge_index.is_sparse or (
+                edge_index.layout != torch.strided):
+            return
+        if edge_index.is_floating_point() or edge_index.is_complex() or (
+                edge_index.dtype == torch.bool):
+            raise ValueError(f"Expected 'edge_index' to be of integer type "
+                             f"(torch.long) (got '{edge_index.dtype}')")
+        if edge_index.dim() != 2 or edge_index.size(0) != 2:
+            hint = ("; for a (num_edges, 2) list of pairs pass "
+                    "'edge_index.t()'" if edge_index.dim() == 2
+                    and edge_index.size(1) == 2 else '')
+            raise ValueError(f"Expected 'edge_index' of shape (2, num_edges) "
+                             f"(got shape {tuple(edge_index.shape)}){hint}")
 
     def _sample_key_query(self, x: Union[Tensor, OptPairTensor]):
         # When sources and targets are the same nodes, one node sample gives

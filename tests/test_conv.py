@@ -468,3 +468,54 @@ def test_bad_arguments(kwargs, match):
 def test_bad_heads():
     with pytest.raises(ValueError, match="'heads' must be a positive"):
         AlignedGATConv(8, 4, heads=0)
+
+
+@pytest.mark.parametrize('bad, match', [
+    (edge_index.float(), r"'edge_index' to be of integer type .*float32"),
+    (edge_index.t(), r"'edge_index' of shape \(2, num_edges\) \(got shape "
+     r"\(7, 2\)\); for a \(num_edges, 2\) list of pairs pass"),
+    (edge_index[0], r"'edge_index' of shape \(2, num_edges\) \(got shape "
+     r"\(7,\)\)$"),
+    (torch.cat([edge_index, edge_index[:1]]),
+     r"'edge_index' of shape \(2, num_edges\) \(got shape \(3, 7\)\)"),
+])
+@pytest.mark.parametrize('add_self_loops', [True, False])
+def test_bad_edge_index(bad, match, add_self_loops):
+    # GATConv's own check is clear only without self-loops: adding them to
+    # a malformed edge_index fails in torch.cat with an unrelated message.
+    conv = AlignedGATConv(8, 4, heads=2, add_self_loops=add_self_loops)
+    with pytest.raises(ValueError, match=match):
+        conv(torch.randn(4, 8), bad)
+    # Any integer type passes, as in GATConv:
+    assert conv(torch.randn(4, 8), edge_index.int()).size() == (4, 8)
+
+
+def test_channel_mismatch():
+    conv1 = AlignedGATConv(8, 4, heads=2)  # outputs 8 channels
+    conv2 = AlignedGATConv(6, 4)
+    h = conv1(torch.randn(4, 8), edge_index)
+    with pytest.raises(ValueError, match=r"^AlignedGATConv\(6, 4, heads=1\): "
+                       r"expected 'x' to have 6 channels \(in_channels\) in "
+                       r"its last dimension \(got 8, shape \(4, 8\)\)"):
+        conv2(h, edge_index)
+    with pytest.raises(ValueError, match=r"expected 'x' to be a 2-D tensor "
+                       r"of shape \(num_nodes, in_channels\) \(got shape "
+                       r"\(8,\)\)"):
+        conv1(torch.randn(8), edge_index)
+
+    bipartite = AlignedGATConv((8, 6), 4, heads=2)
+    edge_index_b = torch.tensor([[0, 1, 2, 3], [0, 0, 1, 1]])
+    with pytest.raises(ValueError, match=r"'x\[1\]' to have 6 channels .*"
+                       r"got 5"):
+        bipartite((torch.randn(4, 8), torch.randn(2, 5)), edge_index_b)
+    with pytest.raises(ValueError, match=r"'x\[0\]' to have 8 channels .*"
+                       r"got 6"):
+        bipartite((torch.randn(4, 6), torch.randn(2, 6)), edge_index_b)
+    bipartite((torch.randn(4, 8), None), edge_index_b, size=(4, 2))
+
+    # Lazy layers check against the size of their first input:
+    lazy = AlignedGATConv(-1, 4, heads=2)
+    lazy(torch.randn(4, 5), edge_index)
+    with pytest.raises(ValueError, match=r"AlignedGATConv\(-1, 4, heads=2\): "
+                       r"expected 'x' to have 5 channels"):
+        lazy(torch.randn(4, 6), edge_index)
