@@ -153,9 +153,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except OSError as err:
         if args.debug:
             raise
-        print(f"error: argument --out: cannot write '{path}' "
-              f"({err}); choose a "
-              f"writable file (see --help)", file=sys.stderr)
+        print(f"error: argument --out: cannot write '{path}' ({err}); "
+              f"choose a writable file (see --help)", file=sys.stderr)
         return 2
     try:
         checkpoint = None

@@ -213,16 +213,15 @@ class AlignedGATConv(GATConv):
         """
         H, C = self.heads, self.out_channels
         x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
-        if self.lin is not None:
-            h_src = self.lin(x_src).view(-1, H, C)
-            h_dst = h_src if x_dst is x_src else (
-                None if x_dst is None else self.lin(x_dst).view(-1, H, C))
-        else:
-            h_src = self.lin_src(x_src).view(-1, H, C)
-            h_dst = None if x_dst is None else self.lin_dst(x_dst).view(
-                -1, H, C)
-        if h_dst is None:
+        lin_src = self.lin if self.lin is not None else self.lin_src
+        lin_dst = self.lin if self.lin is not None else self.lin_dst
+        h_src = lin_src(x_src).view(-1, H, C)
+        if x_dst is None:
             return h_src * self.att_src, None
+        if x_dst is x_src and lin_dst is lin_src:  # one projection for both
+            h_dst = h_src
+        else:
+            h_dst = lin_dst(x_dst).view(-1, H, C)
         return h_src * self.att_src, h_dst * self.att_dst
 
     def forward(
@@ -283,8 +282,8 @@ class AlignedGATConv(GATConv):
         # Sparse adjacency matrices (torch.sparse, SparseTensor) are checked
         # by MessagePassing; GATConv's self-loop handling would otherwise
         # fail on a malformed dense edge_index with an unrelated message.
-        if not isinstance(edge_index, Tensor) or edge_index.is_sparse or (
-                edge_index.layout != torch.strided):
+        if not isinstance(edge_index, Tensor) or (edge_index.layout !=
+                                                  torch.strided):
             return
         if edge_index.is_floating_point() or edge_index.is_complex() or (
                 edge_index.dtype == torch.bool):

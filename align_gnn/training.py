@@ -400,6 +400,12 @@ def _require(condition: bool, name: str, requirement: str, value):
         raise ValueError(f"'{name}' must be {requirement} (got {value!r})")
 
 
+def config_record(config: Config) -> Dict:
+    r""":obj:`config` as a dictionary, with the device it resolves to (as
+    results files and checkpoints record it)."""
+    return dict(asdict(config), device=str(resolve_device(config.device)))
+
+
 def resolve_device(device: str = 'auto') -> torch.device:
     r"""The device named :obj:`device`; :obj:`"auto"` picks CUDA if
     available."""
@@ -586,8 +592,7 @@ class Checkpoint:
         _require(every >= 1, 'every', '>= 1', every)
         self.path = osp.join(folder, self.FILE)
         self.every = every
-        self.config = dict(asdict(config),
-                           device=str(resolve_device(config.device)))
+        self.config = config_record(config)
         self.finished: Dict[Tuple[str, int], RunResult] = {}
         self.current: Optional[Dict] = None
         if not osp.isfile(self.path):
@@ -745,9 +750,7 @@ def experiment(config: Config, root: Optional[str] = None,
     (accuracies as fractions)."""
     dataset = load_planetoid(config.dataset, root)
     results = run_many(dataset, config, progress, checkpoint)
-    device = str(resolve_device(config.device))
-    return dict(dataset=config.dataset,
-                config=dict(asdict(config), device=device),
+    return dict(dataset=config.dataset, config=config_record(config),
                 runs=[asdict(result) for result in results],
                 summary=summarize(results))
 
