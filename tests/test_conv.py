@@ -243,25 +243,6 @@ def test_sparse_features(layout):
     assert conv.lin.weight.grad.abs().sum() > 0
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
-@pytest.mark.parametrize('divergence', ['ct', 'adversarial', 'mmd'])
-@pytest.mark.parametrize('num_nodes', [5_000, 100_000])
-def test_regulariser_does_not_synchronize_cuda(divergence, num_nodes):
-    # Sampling, projection, divergence and backward never wait for the GPU
-    # (Sinkhorn does: POT checks convergence on the host).
-    device = torch.device('cuda')
-    x = torch.randn(num_nodes, 16, device=device)
-    conv = AlignedGATConv(16, 8, heads=4, divergence=divergence).to(device)
-    conv(x, torch.randint(0, num_nodes, (2, 4 * num_nodes), device=device))
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode('error')
-    try:
-        conv._sample_key_query(x)
-        alignment_loss(conv).backward()
-    finally:
-        torch.cuda.set_sync_debug_mode(0)
-
-
 def test_num_samples_larger_than_graph():
     conv = AlignedGATConv(8, 4, heads=2, num_samples=1000)
     conv(torch.randn(4, 8), edge_index)
