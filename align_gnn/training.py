@@ -1,270 +1,123 @@
-r"""Planetoid node classification with (aligned) graph attention networks:
-data loading, the two-layer GAT of PyG's `examples/gat.py`, training with
-early stopping, many seeded runs, calibration, paired comparisons and results
-files, checkpoints. :file:`train_gat.py` is a thin command line over this
-module."""
-import copy
+r"""Node classification with (aligned) graph attention networks on
+Planetoid and ogbn-arxiv: training full-batch or on neighbour samples, in one
+process or several, with early stopping, many seeded runs, calibration,
+paired comparisons, results files and checkpoints. :file:`train_gat.py` is
+a thin command line over this module."""
 import glob
 import json
 import math
 import os
 import os.path as osp
+import platform
 import random
-import socket
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
-from urllib.parse import urlparse
+from typing import (
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch_geometric
 from scipy import stats
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
+from ogb.nodeproppred import Evaluator
 from tqdm import tqdm
 
-import torch_geometric.transforms as T
 from torch_geometric import seed_everything
 from torch_geometric.data import Data
-from torch_geometric.datasets import Planetoid
-from torch_geometric.nn import GATConv, GATv2Conv, SuperGATConv
+from torch_geometric.nn import SuperGATConv
 
-from align_gnn.conv import (
-    AlignedGATConv,
-    alignment_loss,
-    quiet_sparse_csr,
+import align_gnn
+from align_gnn import distributed
+from align_gnn.conv import alignment_loss
+from align_gnn.data import (  # noqa: F401 (re-exported)
+    DATASETS,
+    FEATURES,
+    PLANETOID,
+    DataError,
+    data_root,
+    load_dataset,
+    load_planetoid,
+    prepare_data,
+    raw_paths,
+    _dataset_name,
+    _require,
 )
 from align_gnn.divergences import DIVERGENCES
+from align_gnn.models import (  # noqa: F401 (re-exported)
+    GAT,
+    METHODS,
+    ArxivGAT,
+    adversary_parameters,
+    build_arxiv_model,
+    build_model,
+    dropout_features,
+    num_layers,
+    num_parameters,
+)
 
-DATASETS = {'cora': 'Cora', 'citeseer': 'CiteSeer', 'pubmed': 'PubMed'}
-METHODS = ('none', *DIVERGENCES, 'gatv2', 'supergat')
 DEVICES = ('auto', 'cpu', 'cuda')
-FEATURES = ('dense', 'sparse')
-RAW_NAMES = ('x', 'y', 'tx', 'ty', 'allx', 'ally', 'graph', 'test.index')
 SUPERGAT_LOSS_WEIGHT = 4.0  # as in PyG's examples/super_gat.py
-DOWNLOAD_TIMEOUT = 5.0  # seconds to wait for the download host to answer
-
-
-class DataError(ValueError):
-    r"""Raised when a data set is neither on disk nor downloadable."""
-
-
-# Data ########################################################################
-
-
-def data_root(root: Optional[str] = None) -> str:
-    r"""The data root: :obj:`root`, else the environment variable
-    :obj:`ALIGN_GNN_DATA`, else :obj:`"datasets"` (relative to the current
-    directory)."""
-    return root or os.environ.get('ALIGN_GNN_DATA') or 'datasets'
-
-
-def raw_paths(name: str, root: Optional[str] = None) -> List[str]:
-    r"""The raw files that :class:`~torch_geometric.datasets.Planetoid` reads
-    for the data set :obj:`name`, e.g.
-    :obj:`<root>/Cora/raw/ind.cora.{x,y,tx,ty,allx,ally,graph,test.index}`."""
-    name = _dataset_name(name)
-    raw_dir = osp.join(data_root(root), name, 'raw')
-    prefix = f'ind.{name.lower()}'
-    return [osp.join(raw_dir, f'{prefix}.{raw}') for raw in RAW_NAMES]
-
-
-def load_planetoid(name: str, root: Optional[str] = None) -> Planetoid:
-    r"""Loads :obj:`"cora"`, :obj:`"citeseer"` or :obj:`"pubmed"`
-    (case-insensitive) with its public split and row-normalized features.
-    Missing raw files are downloaded; if that fails, raises
-    :class:`DataError` saying where the files belong and how to get them.
-
-    Args:
-        name (str): The name of the data set.
-        root (str, optional): The data root (see :func:`data_root`).
-            (default: :obj:`None`)
-    """
-    name, root = _dataset_name(name), data_root(root)
-    paths = raw_paths(name, root)
-    missing = [path for path in paths if not osp.isfile(path)]
-    if missing:
-        _check_download_host(name, paths, missing)
-    try:
-        dataset = Planetoid(root, name, split='public',
-                            transform=T.NormalizeFeatures())
-    except Exception as err:
-        if all(osp.isfile(path) for path in paths):
-            raise DataError(_unreadable_message(name, paths, err)) from err
-        raise DataError(_missing_message(name, paths, missing, err)) from err
-    x = dataset._data.x
-    if not torch.isfinite(x).all():
-        rows = (~torch.isfinite(x)).any(dim=-1).nonzero().view(-1)
-        raise DataError(
-            f"{name}: the features of {rows.numel()} node(s) contain NaN or "
-            f"inf (first: node {int(rows[0])}); the raw files in "
-            f"'{osp.dirname(paths[0])}' are damaged: copy them again")
-    return dataset
-
-
-def _dataset_name(name: str) -> str:
-    if name.lower() not in DATASETS:
-        raise ValueError(f"Unknown data set {name!r} (choose from "
-                         f"{', '.join(DATASETS)})")
-    return DATASETS[name.lower()]
-
-
-def _check_download_host(name: str, paths: List[str], missing: List[str]):
-    # PyG's download waits minutes on a silent network; fail fast instead:
-    url = urlparse(Planetoid.url)
-    try:
-        socket.create_connection((url.hostname, url.port or 443),
-                                 timeout=DOWNLOAD_TIMEOUT).close()
-    except OSError as err:
-        raise DataError(_missing_message(name, paths, missing, err)) from err
-
-
-def _unreadable_message(name: str, paths: List[str], err: Exception) -> str:
-    raw_dir = osp.dirname(paths[0])
-    processed_dir = osp.join(osp.dirname(raw_dir), 'processed')
-    return (f"{name}: reading the raw files in '{raw_dir}' failed "
-            f"({type(err).__name__}: {err}): one is corrupt or truncated, "
-            f"or '{processed_dir}' is stale. Delete '{processed_dir}' and, "
-            f"if that does not help, copy the raw files again (e.g. from "
-            f"../shared/datasets/{name}/raw).")
-
-
-def _missing_message(name: str, paths: List[str], missing: List[str],
-                     err: Exception) -> str:
-    raw_dir = osp.dirname(paths[0])
-    expected = f"ind.{name.lower()}.{{{','.join(RAW_NAMES)}}}"
-    return (f"{name}: {len(missing)} of the {len(paths)} raw files are "
-            f"missing in '{raw_dir}' (expected {expected}) and downloading "
-            f"them failed ({type(err).__name__}: {err}). "
-            f"Copy them there (e.g. `cp -r ../shared/datasets/{name} "
-            f"{osp.dirname(osp.dirname(raw_dir))}/`), point the data root "
-            f"(--root or ALIGN_GNN_DATA) at a folder that holds "
-            f"{name}/raw/, or run once with internet access.")
-
-
-def prepare_data(data: Data, features: str = 'sparse') -> Data:
-    r"""A shallow copy of :obj:`data` whose node features are a dense tensor
-    (:obj:`"dense"`) or a sparse CSR tensor (:obj:`"sparse"`; Planetoid's
-    bag-of-words features are 98-99% zeros)."""
-    _require(features in FEATURES, 'features', f'one of {FEATURES}',
-             features)
-    data = copy.copy(data)
-    if features == 'sparse':
-        with quiet_sparse_csr():
-            data.x = data.x.to_sparse_csr()
-    return data
-
-
-def dropout_features(x: Tensor, p: float, training: bool) -> Tensor:
-    r""":func:`torch.nn.functional.dropout` of a dense or sparse CSR matrix
-    (in the latter case, of its stored values: zeros stay zeros either
-    way)."""
-    if x.layout != torch.sparse_csr:
-        return F.dropout(x, p=p, training=training)
-    with quiet_sparse_csr():
-        return torch.sparse_csr_tensor(
-            x.crow_indices(), x.col_indices(),
-            F.dropout(x.values(), p=p, training=training), x.size(),
-            check_invariants=False)
 
 
 # Model #######################################################################
 
 
-def default_hyperparameters(dataset: str) -> Dict[str, float]:
-    r"""The learning rate, weight decay and number of output heads of PyG's
-    `examples/gat.py` for :obj:`dataset`."""
-    if _dataset_name(dataset) == 'PubMed':
-        return dict(lr=0.01, weight_decay=0.001, output_heads=8)
-    return dict(lr=0.005, weight_decay=5e-4, output_heads=1)
-
-
-class GAT(torch.nn.Module):
-    r"""The two-layer graph attention network of PyG's `examples/gat.py`:
-    dropout, a multi-head layer with ELU, dropout, and an output layer whose
-    heads are averaged.
-
-    Args:
-        in_channels (int): Size of each input sample.
-        out_channels (int): Number of classes.
-        conv (callable): Builds a layer from
-            :obj:`(in_channels, out_channels, heads=, concat=, dropout=)`,
-            e.g. :class:`~torch_geometric.nn.conv.GATConv`.
-        hidden_channels (int, optional): Channels per hidden head.
-            (default: :obj:`8`)
-        heads (int, optional): Number of hidden heads. (default: :obj:`8`)
-        output_heads (int, optional): Number of output heads.
-            (default: :obj:`1`)
-        dropout (float, optional): Dropout probability of the features and
-            of the attention coefficients. (default: :obj:`0.6`)
-
-    Shapes:
-        - **input:** node features :math:`(|\mathcal{V}|, F_{in})` (dense or
-          sparse CSR),
-          edge indices :math:`(2, |\mathcal{E}|)`
-        - **output:** logits :math:`(|\mathcal{V}|, F_{out})`
-    """
-    def __init__(self, in_channels: int, out_channels: int, conv: Callable,
-                 hidden_channels: int = 8, heads: int = 8,
-                 output_heads: int = 1, dropout: float = 0.6):
-        super().__init__()
-        self.dropout = dropout
-        self.conv1 = conv(in_channels, hidden_channels, heads=heads,
-                          dropout=dropout)
-        self.conv2 = conv(hidden_channels * heads, out_channels,
-                          heads=output_heads, concat=False, dropout=dropout)
-
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        x = dropout_features(x, self.dropout, self.training)
-        x = F.elu(self.conv1(x, edge_index))
-        x = F.dropout(x, p=self.dropout, training=self.training)
-        return self.conv2(x, edge_index)
-
-
-def build_model(method: str, in_channels: int, out_channels: int,
-                output_heads: int = 1, num_samples: int = 256,
-                rho: float = 0.5) -> GAT:
-    r"""The :class:`GAT` for :obj:`method`: :obj:`"none"`
-    (:class:`~torch_geometric.nn.conv.GATConv`), an alignment divergence
-    (:obj:`"ct"`, :obj:`"adversarial"`, :obj:`"sinkhorn"`, :obj:`"mmd"`;
-    :class:`~align_gnn.AlignedGATConv`), :obj:`"gatv2"`
-    (:class:`~torch_geometric.nn.conv.GATv2Conv`) or :obj:`"supergat"`
-    (:class:`~torch_geometric.nn.conv.SuperGATConv` as in PyG's
-    `examples/super_gat.py`, always with 8 output heads)."""
-    if method == 'none':
-        conv = GATConv
-    elif method in DIVERGENCES:
-        conv = partial(AlignedGATConv, divergence=method,
-                       num_samples=num_samples, rho=rho)
-    elif method == 'gatv2':
-        conv = GATv2Conv
-    elif method == 'supergat':
-        conv = partial(SuperGATConv, attention_type='MX',
-                       edge_sample_ratio=0.8, is_undirected=True)
-        output_heads = 8
-    else:
-        raise ValueError(f"Unknown method {method!r} (choose from "
-                         f"{', '.join(METHODS)})")
-    return GAT(in_channels, out_channels, conv, output_heads=output_heads)
-
-
-def num_parameters(model: torch.nn.Module) -> int:
-    r"""The number of trained parameters, adversaries included."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+def default_hyperparameters(dataset: str) -> Dict:
+    r"""The defaults for :obj:`dataset`: learning rate, weight decay,
+    maximum epochs, the neighbour sample sizes per layer (:obj:`fanout`) and,
+    for Planetoid, the number of output heads. Planetoid follows PyG's
+    `examples/gat.py`; ogbn-arxiv follows OGB's arxiv examples (no weight
+    decay, 500 epochs) with :class:`ArxivGAT`'s 3 layers (not tuned here:
+    the data set is not on this project's machines)."""
+    name = _dataset_name(dataset)
+    if name == 'ogbn-arxiv':
+        return dict(lr=0.005, weight_decay=0.0, epochs=500,
+                    fanout=(15, 10, 5))
+    defaults = dict(lr=0.005, weight_decay=5e-4, epochs=1000,
+                    fanout=(10, 10), output_heads=1)
+    if name == 'PubMed':
+        defaults.update(lr=0.01, weight_decay=0.001, output_heads=8)
+    return defaults
 
 
 def auxiliary_loss(model: torch.nn.Module, align_weight: float) -> Tensor:
     r""":obj:`align_weight` times :func:`~align_gnn.alignment_loss` plus
     :obj:`4.0` times the self-supervised attention losses of
     :class:`~torch_geometric.nn.conv.SuperGATConv` layers (0-dim)."""
-    loss = align_weight * alignment_loss(model)
-    for module in model.modules():
-        if isinstance(module, SuperGATConv):
-            loss = loss + SUPERGAT_LOSS_WEIGHT * module.get_attention_loss()
-    return loss
+    return align_weight * alignment_loss(model) + _supergat_loss(model)
+
+
+def _supergat_loss(model: torch.nn.Module) -> Tensor:
+    losses = [SUPERGAT_LOSS_WEIGHT * module.get_attention_loss()
+              for module in model.modules()
+              if isinstance(module, SuperGATConv)]
+    return sum(losses) if losses else 0.0
+
+
+def make_model(method: str, data: Data, config: 'Config') -> torch.nn.Module:
+    r"""The model of :obj:`method` for :obj:`config.dataset`: :class:`GAT`
+    for Planetoid, :class:`ArxivGAT` for ogbn-arxiv, with
+    :obj:`data.num_features` inputs and :obj:`data.num_classes` outputs."""
+    if config.dataset == 'ogbn-arxiv':
+        return build_arxiv_model(method, data.num_features, data.num_classes,
+                                 config.align_samples, config.rho)
+    output_heads = default_hyperparameters(config.dataset)['output_heads']
+    return build_model(method, data.num_features, data.num_classes,
+                       output_heads, config.align_samples, config.rho)
 
 
 # Training and evaluation #####################################################
@@ -296,32 +149,101 @@ def expected_calibration_error(probs: Tensor, labels: Tensor,
 
 def train_epoch(model: torch.nn.Module, data: Data,
                 optimizer: torch.optim.Optimizer,
-                align_weight: float) -> Tensor:
+                align_weight: float) -> Tuple[Tensor, Tensor]:
     r"""One full-batch step on cross-entropy plus :func:`auxiliary_loss`;
-    returns the loss (detached, 0-dim: reading it is left to the caller, as
-    it waits for the device)."""
+    returns the loss and the (unweighted) alignment loss, detached 0-dim
+    tensors (reading them is left to the caller, as it waits for the
+    device)."""
     model.train()
+    return _step(model, optimizer, data.x, data.edge_index, data.y,
+                 data.train_mask, align_weight)
+
+
+def train_epoch_minibatch(
+    model: torch.nn.Module,
+    loader: Iterable[Data],
+    optimizer: torch.optim.Optimizer,
+    align_weight: float,
+    device: torch.device,
+) -> Tuple[Tensor, Tensor]:
+    r"""One pass over the neighbour-sampled subgraphs of :obj:`loader` (see
+    :func:`neighbor_loader`), a step per subgraph on the cross-entropy of
+    its :obj:`batch_size` seed nodes plus :func:`auxiliary_loss` of its
+    aligned layers; returns the mean loss and alignment loss over steps, as
+    :func:`train_epoch`."""
+    model.train()
+    total = torch.zeros(2, device=device)
+    for steps, batch in enumerate(loader, start=1):
+        batch = batch.to(device)
+        total += torch.stack(_step(model, optimizer, batch.x,
+                                   batch.edge_index, batch.y,
+                                   slice(0, batch.batch_size), align_weight))
+    loss, align = total / steps
+    return loss, align
+
+
+def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: Tensor,
+          edge_index: Tensor, y: Tensor, target: Union[Tensor, slice],
+          align_weight: float) -> Tuple[Tensor, Tensor]:
     optimizer.zero_grad()
-    out = model(data.x, data.edge_index)
-    loss = F.cross_entropy(out[data.train_mask], data.y[data.train_mask])
-    loss = loss + auxiliary_loss(model, align_weight)
+    out = model(x, edge_index)
+    align = alignment_loss(model)
+    loss = F.cross_entropy(out[target], y[target])
+    loss = loss + align_weight * align + _supergat_loss(model)
     loss.backward()
     optimizer.step()
-    return loss.detach()
+    return loss.detach(), align.detach()
+
+
+def neighbor_loader(data: Data, input_nodes: Tensor, fanout: Sequence[int],
+                    batch_size: int) -> Iterable[Data]:
+    r"""PyG's :class:`~torch_geometric.loader.NeighborLoader` over the
+    shuffled :obj:`input_nodes` of :obj:`data`, sampling :obj:`fanout[l]`
+    neighbours per node at hop :obj:`l` (:obj:`-1`: all)."""
+    require_neighbor_sampling()
+    from torch_geometric.loader import NeighborLoader
+    data = Data(x=data.x, edge_index=data.edge_index, y=data.y,
+                num_nodes=data.num_nodes)
+    with warnings.catch_warnings():  # torch-sparse's sampler is deprecated
+        warnings.filterwarnings('ignore', "Using 'NeighborSampler' without")
+        return NeighborLoader(data, num_neighbors=list(fanout),
+                              input_nodes=input_nodes, batch_size=batch_size,
+                              shuffle=True)
+
+
+def require_neighbor_sampling():
+    r"""Raises :class:`ImportError` with what to install if neither
+    :obj:`torch-sparse` nor :obj:`pyg-lib` is there (PyG's neighbour
+    sampling needs one of them)."""
+    if not (torch_geometric.typing.WITH_TORCH_SPARSE
+            or torch_geometric.typing.WITH_PYG_LIB):
+        raise ImportError(
+            "Neighbour sampling (batch_size, --batch-size) needs torch-sparse "
+            "or pyg-lib: install the 'scale' extra with `pip install "
+            "--no-build-isolation -e '.[scale]'`")
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, data: Data) -> Dict[str, float]:
+def evaluate(model: torch.nn.Module, data: Data,
+             evaluator: Optional[Evaluator] = None) -> Dict[str, float]:
     r"""Accuracy and mean negative log-likelihood on the train, validation
     and test nodes (keys :obj:`"train_acc"`, :obj:`"train_nll"`, ...) and
-    the test expected calibration error (:obj:`"test_ece"`)."""
+    the test expected calibration error (:obj:`"test_ece"`), from one
+    full-graph forward pass. Accuracies are :obj:`evaluator`'s, if given
+    (e.g. :class:`ogb.nodeproppred.Evaluator`)."""
     model.eval()
     out = model(data.x, data.edge_index)
     metrics = {}
     for split in ('train', 'val', 'test'):
         mask = data[f'{split}_mask']
         logits, y = out[mask], data.y[mask]
-        metrics[f'{split}_acc'] = int(logits.argmax(-1).eq(y).sum()) / len(y)
+        pred = logits.argmax(-1)
+        if evaluator is None:
+            acc = int(pred.eq(y).sum()) / len(y)
+        else:
+            acc = float(evaluator.eval({'y_true': y.view(-1, 1),
+                                        'y_pred': pred.view(-1, 1)})['acc'])
+        metrics[f'{split}_acc'] = acc
         metrics[f'{split}_nll'] = float(F.cross_entropy(logits, y))
     metrics['test_ece'] = expected_calibration_error(
         out[data.test_mask].softmax(dim=-1), data.y[data.test_mask])
@@ -330,11 +252,12 @@ def evaluate(model: torch.nn.Module, data: Data) -> Dict[str, float]:
 
 @dataclass
 class Config:
-    r"""The settings of an experiment; :obj:`lr` and :obj:`weight_decay`
-    default to the data set's (see :func:`default_hyperparameters`).
+    r"""The settings of an experiment; :obj:`None` stands for the data
+    set's default (see :func:`default_hyperparameters`).
 
     Args:
-        dataset (str): :obj:`"cora"`, :obj:`"citeseer"` or :obj:`"pubmed"`.
+        dataset (str): :obj:`"cora"`, :obj:`"citeseer"`, :obj:`"pubmed"` or
+            :obj:`"ogbn-arxiv"`.
         methods (list of str): Methods to train on the same seeds; the first
             is the reference of the paired tests (see :data:`METHODS`).
         align_weight (float): Weight :math:`\lambda` of the alignment loss.
@@ -342,14 +265,21 @@ class Config:
         rho (float): Forward-transport weight of conditional transport.
         runs (int): Number of seeds :obj:`seed, seed + 1, ...`.
         seed (int): The first seed.
-        epochs (int): Maximum number of epochs.
+        epochs (int, optional): Maximum number of epochs.
         patience (int): Epochs without a better validation accuracy (or an
             equal one with a lower validation loss) before stopping.
         lr (float, optional): Adam learning rate.
         weight_decay (float, optional): Adam weight decay.
         device (str): :obj:`"auto"`, :obj:`"cpu"` or :obj:`"cuda"`.
-        features (str): Node feature layout, :obj:`"dense"` or
-            :obj:`"sparse"` (see :func:`prepare_data`).
+        features (str, optional): Node feature layout, :obj:`"dense"` or
+            :obj:`"sparse"` (see :func:`prepare_data`); unset, sparse for
+            full-batch training on Planetoid, else dense.
+        batch_size (int, optional): Train on neighbour-sampled subgraphs of
+            :obj:`batch_size` training nodes each (see
+            :func:`neighbor_loader`); unset, full-batch. Required with
+            several processes.
+        fanout (list of int, optional): Neighbours sampled per node at each
+            hop, one number per layer (:obj:`-1`: all).
     """
     dataset: str = 'cora'
     methods: Sequence[str] = ('ct', )
@@ -358,12 +288,14 @@ class Config:
     rho: float = 0.5
     runs: int = 10
     seed: int = 0
-    epochs: int = 1000
+    epochs: Optional[int] = None
     patience: int = 100
     lr: Optional[float] = None
     weight_decay: Optional[float] = None
     device: str = 'auto'
-    features: str = 'sparse'
+    features: Optional[str] = None
+    batch_size: Optional[int] = None
+    fanout: Optional[Sequence[int]] = None
 
     def __post_init__(self):
         self.dataset = self.dataset.lower()
@@ -372,6 +304,13 @@ class Config:
         _require(len(self.methods) > 0 and set(self.methods) <= set(METHODS)
                  and len(set(self.methods)) == len(self.methods), 'methods',
                  f'distinct names from {", ".join(METHODS)}', self.methods)
+        defaults = default_hyperparameters(self.dataset)
+        for name in ('lr', 'weight_decay', 'epochs', 'fanout'):
+            if getattr(self, name) is None:
+                setattr(self, name, defaults[name])
+        if self.features is None:
+            self.features = 'sparse' if (self.dataset in PLANETOID and
+                                         self.batch_size is None) else 'dense'
         for name in ('runs', 'epochs', 'patience'):
             _require(getattr(self, name) >= 1, name, '>= 1',
                      getattr(self, name))
@@ -385,19 +324,26 @@ class Config:
                  self.device)
         _require(self.features in FEATURES, 'features', f'one of {FEATURES}',
                  self.features)
-        defaults = default_hyperparameters(self.dataset)
-        if self.lr is None:
-            self.lr = defaults['lr']
-        if self.weight_decay is None:
-            self.weight_decay = defaults['weight_decay']
+        self.fanout = list(self.fanout)
+        depth = len(defaults['fanout'])
+        _require(len(self.fanout) == depth and all(
+            n >= 1 or n == -1 for n in self.fanout), 'fanout',
+            f'{depth} numbers >= 1 or -1 (one per layer of the '
+            f'{self.dataset} model)', self.fanout)
+        if self.batch_size is not None:
+            _require(self.batch_size >= 1, 'batch_size', '>= 1',
+                     self.batch_size)
+            _require(self.features == 'dense', 'features',
+                     "'dense' with batch_size (neighbour sampling slices "
+                     "dense features)", self.features)
+            require_neighbor_sampling()
+        elif distributed.launched():
+            raise ValueError("Several processes train on shards of the "
+                             "training nodes: set 'batch_size' "
+                             "(--batch-size)")
         _require(self.lr > 0, 'lr', '> 0', self.lr)
         _require(self.weight_decay >= 0, 'weight_decay', '>= 0',
                  self.weight_decay)
-
-
-def _require(condition: bool, name: str, requirement: str, value):
-    if not condition:
-        raise ValueError(f"'{name}' must be {requirement} (got {value!r})")
 
 
 def config_record(config: Config) -> Dict:
@@ -414,12 +360,18 @@ def resolve_device(device: str = 'auto') -> torch.device:
     if device == 'cuda' and not torch.cuda.is_available():
         raise ValueError("'device' is 'cuda' but CUDA is not available "
                          "(use 'cpu' or 'auto')")
+    if device == 'cuda' and distributed.launched():
+        return torch.device('cuda', distributed.local_rank())
     return torch.device(device)
 
 
 @dataclass
 class RunResult:
-    r"""The outcome of one run: the best-validation model's metrics."""
+    r"""The outcome of one run: the best-validation model's metrics, its
+    number of parameters (:obj:`params`, the adversaries' included, of which
+    :obj:`adversary_params` are theirs) and the learning curves
+    (:obj:`history`: per epoch the training loss, the unweighted alignment
+    loss and the validation accuracy)."""
     method: str
     seed: int
     val_acc: float
@@ -431,17 +383,18 @@ class RunResult:
     seconds: float
     seconds_per_epoch: float
     params: int
+    adversary_params: int = 0
+    history: Dict[str, List[float]] = field(default_factory=dict)
 
 
-def run(dataset: Planetoid, method: str, seed: int, config: Config,
+def run(data: Data, method: str, seed: int, config: Config,
         progress: bool = False,
         checkpoint: Optional['Checkpoint'] = None) -> RunResult:
-    r"""Trains :obj:`method` from seed :obj:`seed` with early stopping on
-    validation accuracy (validation loss breaks ties), restores the best
-    weights (those of epoch 1 at least) and evaluates them.
+    r"""Builds the model of :obj:`method` (see :func:`make_model`) from seed
+    :obj:`seed` and trains it (see :func:`fit`).
 
     Args:
-        dataset (Planetoid): The data set (see :func:`load_planetoid`).
+        data (Data): The graph (see :func:`~align_gnn.data.load_dataset`).
         method (str): One of :data:`METHODS`.
         seed (int): The seed of every random number generator.
         config (Config): The hyper-parameters.
@@ -452,62 +405,108 @@ def run(dataset: Planetoid, method: str, seed: int, config: Config,
             :obj:`checkpoint.every` epochs. (default: :obj:`None`)
     """
     seed_everything(seed)
-    device = resolve_device(config.device)
-    data = prepare_data(dataset[0], config.features).to(device)
-    output_heads = default_hyperparameters(config.dataset)['output_heads']
-    model = build_model(method, dataset.num_features, dataset.num_classes,
-                        output_heads, config.align_samples,
-                        config.rho).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
+    model = make_model(method, data, config).to(resolve_device(config.device))
+    return fit(model, data, method, seed, config, progress, checkpoint)
+
+
+def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
+        config: Config, progress: bool = False,
+        checkpoint: Optional['Checkpoint'] = None) -> RunResult:
+    r"""Trains :obj:`model` (in place, on its device) with early stopping on
+    validation accuracy (validation loss breaks ties), restores the best
+    weights (those of epoch 1 at least) and evaluates them; arguments as in
+    :func:`run`.
+
+    Full-batch, or with :obj:`config.batch_size` on neighbour-sampled
+    subgraphs of the training nodes, evaluated on the full graph. In a
+    process group of several processes (see :mod:`align_gnn.distributed`),
+    the model is wrapped in
+    :class:`~torch.nn.parallel.DistributedDataParallel` (the adversaries'
+    gradients are all-reduced with the rest), each rank trains on its shard
+    of the training nodes, rank 0 evaluates and every rank takes its
+    decisions, so that all ranks end with the same weights and result.
+    """
+    device = next(model.parameters()).device
+    full = prepare_data(data, config.features).to(device)
+    evaluator = (Evaluator(config.dataset)
+                 if config.dataset == 'ogbn-arxiv' else None)
+    loader = None
+    if config.batch_size is not None:
+        train_nodes = distributed.shard(data.train_mask.nonzero().view(-1))
+        loader = neighbor_loader(data, train_nodes, config.fanout,
+                                 config.batch_size)
+    module = model
+    if distributed.world_size() > 1:
+        model = DistributedDataParallel(
+            module, device_ids=[device.index] if device.type == 'cuda' else
+            None)
+    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay)
     align_weight = config.align_weight if method in DIVERGENCES else 0.0
 
     best_acc, best_nll, best_epoch, best_state = -1.0, math.inf, 0, None
     epoch, elapsed = 0, 0.0  # epochs done and their seconds
+    curves, val_accs = [], []  # (loss, alignment loss) per epoch
     saved = checkpoint.run_state(method, seed) if checkpoint else None
     if saved is not None:
-        model.load_state_dict(saved['model'])
+        module.load_state_dict(saved['model'])
         optimizer.load_state_dict(saved['optimizer'])
         set_rng_state(saved['rng'])
         best_acc, best_nll = saved['best_acc'], saved['best_nll']
         best_epoch, best_state = saved['best_epoch'], saved['best_model']
         epoch, elapsed = saved['epoch'], saved['seconds']
+        curves, val_accs = list(saved['curves']), saved['val_accs']
 
     bar = tqdm(range(epoch + 1, config.epochs + 1), initial=epoch,
                total=config.epochs, desc=f'{method} seed {seed}',
-               leave=False, disable=not progress)
+               leave=False, disable=not (progress and distributed.is_main()))
     start = time.perf_counter()
     for epoch in bar:
-        train_epoch(model, data, optimizer, align_weight)
-        metrics = evaluate(model, data)
+        if loader is None:
+            losses = train_epoch(model, full, optimizer, align_weight)
+        else:
+            losses = train_epoch_minibatch(model, loader, optimizer,
+                                           align_weight, device)
+        curves.append(distributed.mean(torch.stack(losses)))
+        distributed.sync_buffers(module)
+        metrics = distributed.broadcast_object(
+            evaluate(module, full, evaluator) if distributed.is_main() else
+            None)
         val_acc, val_nll = metrics['val_acc'], metrics['val_nll']
+        val_accs.append(val_acc)
         if val_acc > best_acc or (val_acc == best_acc and val_nll < best_nll):
             best_acc, best_nll, best_epoch = val_acc, val_nll, epoch
-            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.clone() for k, v in module.state_dict().items()}
         elif epoch - best_epoch >= config.patience:
             break
         if checkpoint is not None and epoch % checkpoint.every == 0:
             checkpoint.save_run(method, seed, dict(
-                epoch=epoch, model=model.state_dict(),
+                epoch=epoch, model=module.state_dict(),
                 optimizer=optimizer.state_dict(), rng=rng_state(device),
                 best_acc=best_acc, best_nll=best_nll, best_epoch=best_epoch,
-                best_model=best_state,
+                best_model=best_state, curves=torch.stack(curves),
+                val_accs=val_accs,
                 seconds=elapsed + time.perf_counter() - start))
         bar.set_postfix(val_acc=f'{val_acc:.3f}', best=f'{best_acc:.3f}')
     seconds = elapsed + time.perf_counter() - start
     bar.close()
 
-    model.load_state_dict(best_state)
-    metrics = evaluate(model, data)
+    module.load_state_dict(best_state)
+    metrics = distributed.broadcast_object(
+        evaluate(module, full, evaluator) if distributed.is_main() else None)
+    train_loss, align_loss = torch.stack(curves).t().tolist()
     return RunResult(method=method, seed=seed, val_acc=metrics['val_acc'],
                      test_acc=metrics['test_acc'], ece=metrics['test_ece'],
                      nll=metrics['test_nll'], epochs=epoch,
                      best_epoch=best_epoch, seconds=seconds,
                      seconds_per_epoch=seconds / epoch,
-                     params=num_parameters(model))
+                     params=num_parameters(module),
+                     adversary_params=adversary_parameters(module),
+                     history=dict(train_loss=train_loss,
+                                  align_loss=align_loss, val_acc=val_accs))
 
 
-def run_many(dataset: Planetoid, config: Config, progress: bool = False,
+def run_many(data: Data, config: Config, progress: bool = False,
              checkpoint: Optional['Checkpoint'] = None) -> List[RunResult]:
     r"""Runs every method of :obj:`config` on the seeds
     :obj:`config.seed, ..., config.seed + config.runs - 1`, the methods
@@ -517,13 +516,13 @@ def run_many(dataset: Planetoid, config: Config, progress: bool = False,
     every finished run is saved."""
     seeds = range(config.seed, config.seed + config.runs)
     bar = tqdm(total=len(seeds) * len(config.methods), desc='runs',
-               disable=not progress)
+               disable=not (progress and distributed.is_main()))
     results = []
     for seed in seeds:
         for method in config.methods:
             result = checkpoint.result(method, seed) if checkpoint else None
             if result is None:
-                result = run(dataset, method, seed, config, progress,
+                result = run(data, method, seed, config, progress,
                              checkpoint)
                 if checkpoint is not None:
                     checkpoint.save_result(result)
@@ -590,6 +589,9 @@ class Checkpoint:
     def __init__(self, folder: str, config: Config, every: int = 50,
                  resume: bool = False):
         _require(every >= 1, 'every', '>= 1', every)
+        if distributed.launched():
+            raise ValueError('Checkpoints are not supported with several '
+                             'processes yet; train without --checkpoint')
         self.path = osp.join(folder, self.FILE)
         self.every = every
         self.config = config_record(config)
@@ -694,6 +696,7 @@ def summarize(results: Sequence[RunResult]) -> Dict[str, Dict]:
             seconds_per_epoch=float(
                 np.median([r.seconds_per_epoch for r in runs])),
             params=runs[0].params,
+            adversary_params=runs[0].adversary_params,
         )
         if method != methods[0]:
             ref = {r.seed: r.test_acc for r in by_method[methods[0]]}
@@ -743,16 +746,54 @@ def format_table(summary: Dict[str, Dict]) -> str:
 def experiment(config: Config, root: Optional[str] = None,
                progress: bool = False,
                checkpoint: Optional[Checkpoint] = None) -> Dict:
-    r"""Loads the data set, runs every method of :obj:`config` on every seed
-    (continuing from :obj:`checkpoint`, if given, see :func:`run_many`) and
-    returns the results as
-    :obj:`{"dataset", "config", "runs": [...], "summary": {method: ...}}`
-    (accuracies as fractions)."""
-    dataset = load_planetoid(config.dataset, root)
-    results = run_many(dataset, config, progress, checkpoint)
+    r"""Loads the data set (see :func:`~align_gnn.data.load_dataset`; with
+    several processes, rank 0 first), runs every method of :obj:`config` on
+    every seed (continuing from :obj:`checkpoint`, if given, see
+    :func:`run_many`) and returns the results as
+    :obj:`{"dataset", "config", "runs": [...], "summary": {method: ...},
+    "environment": {...}}` (accuracies as fractions)."""
+    with distributed.main_first():
+        data = load_dataset(config.dataset, root)
+    results = run_many(data, config, progress, checkpoint)
     return dict(dataset=config.dataset, config=config_record(config),
                 runs=[asdict(result) for result in results],
-                summary=summarize(results))
+                summary=summarize(results), environment=environment())
+
+
+def environment() -> Dict:
+    r"""The versions of Python and the libraries, the machine and the
+    number of processes, as results files record them."""
+    import ogb
+    return dict(python=platform.python_version(), torch=torch.__version__,
+                torch_geometric=torch_geometric.__version__,
+                ogb=ogb.__version__, align_gnn=align_gnn.__version__,
+                machine=platform.platform(),
+                processes=distributed.world_size())
+
+
+def format_leaderboard(results: Dict) -> str:
+    r"""The figures of an OGB leaderboard entry per method: test and
+    validation accuracy (OGB Evaluator; mean ± unbiased standard deviation
+    over runs, each run's model taken at its best validation accuracy), the
+    number of parameters (the adversaries' included) and the ogb version and
+    command, if :obj:`results` holds them."""
+    summary = results['summary']
+    seeds = sorted({run['seed'] for run in results['runs']})
+    lines = [f'{results["dataset"]}: {len(seeds)} run(s) per method, seeds '
+             f'{seeds[0]}-{seeds[-1]}; each run\'s model at its best '
+             f'validation accuracy; accuracies from the OGB Evaluator, mean '
+             f'± unbiased std']
+    for method, s in summary.items():
+        adversary = (f' (incl. {s["adversary_params"]:,} of the adversary)'
+                     if s['adversary_params'] else '')
+        lines.append(
+            f'  {method:<12} Test {s["test_acc_mean"]:.4f} ± '
+            f'{s["test_acc_std"]:.4f}   Validation {s["val_acc_mean"]:.4f} ± '
+            f'{s["val_acc_std"]:.4f}   #Params {s["params"]:,}{adversary}')
+    lines.append(f'  ogb {results["environment"]["ogb"]}'
+                 + (f'; command: {results["command"]}'
+                    if 'command' in results else ''))
+    return '\n'.join(lines)
 
 
 def default_output_path(config: Config) -> str:

@@ -36,16 +36,16 @@ def main(argv=None):
     device = torch.device(args.device)
     methods = args.methods.split(',')
 
-    dataset = training.load_planetoid(args.dataset, args.root)
+    graph = training.load_dataset(args.dataset, args.root)
     hyper = training.default_hyperparameters(args.dataset)
-    density = dataset[0].x.count_nonzero() / dataset[0].x.numel()
+    density = graph.x.count_nonzero() / graph.x.numel()
     candidates = {}
     for method in methods:
         for features in training.FEATURES:
-            data = training.prepare_data(dataset[0], features).to(device)
+            data = training.prepare_data(graph, features).to(device)
             torch.manual_seed(0)
-            model = training.build_model(method, dataset.num_features,
-                                         dataset.num_classes,
+            model = training.build_model(method, graph.num_features,
+                                         graph.num_classes,
                                          hyper['output_heads']).to(device)
             optimizer = torch.optim.Adam(model.parameters(), lr=hyper['lr'])
             weight = 0.1 if method in training.DIVERGENCES else 0.0
@@ -60,7 +60,7 @@ def main(argv=None):
     print(format_rows(
         ratio_rows(seconds),
         f'epoch (step + evaluation), {args.dataset}: '
-        f'{dataset.num_features:,} features, {100 * density:.2f}% non-zero, '
+        f'{graph.num_features:,} features, {100 * density:.2f}% non-zero, '
         f'{args.repeats} repetitions, {device}'))
 
     if args.runs == 0:
@@ -74,7 +74,7 @@ def main(argv=None):
                                      patience=args.patience,
                                      device=args.device, features=features)
             for seed in range(args.runs):
-                result = training.run(dataset, method, seed, config)
+                result = training.run(graph, method, seed, config)
                 result.method = f'{method}, {features}'
                 results.append(result)
         print(training.format_table(training.summarize(results)))

@@ -37,15 +37,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     device = torch.device(args.device)
 
-    dataset = training.load_planetoid(args.dataset, args.root)
-    data = training.prepare_data(dataset[0], args.features).to(device)
+    graph = training.load_dataset(args.dataset, args.root)
+    data = training.prepare_data(graph, args.features).to(device)
     hyper = training.default_hyperparameters(args.dataset)
     candidates = {}
     for method in args.methods.split(','):
         for compiled in (False, True) if args.compile else (False, ):
             torch.manual_seed(0)
-            model = training.build_model(method, dataset.num_features,
-                                         dataset.num_classes,
+            model = training.build_model(method, graph.num_features,
+                                         graph.num_classes,
                                          hyper['output_heads'],
                                          args.align_samples).to(device)
             optimizer = torch.optim.Adam(model.parameters(), lr=hyper['lr'])

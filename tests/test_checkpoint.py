@@ -33,7 +33,9 @@ def run_cli(data_root, folder: Path, *extra) -> dict:
 
 
 def without_timings(results: dict) -> dict:
+    r"""The results without timings and the command (paths differ)."""
     results = json.loads(json.dumps(results))
+    results.pop('command')
     for entry in [*results['runs'], *results['summary'].values()]:
         for key in TIMINGS:
             entry.pop(key, None)
@@ -94,10 +96,10 @@ def test_resume_after_sigkill(uninterrupted, data_root, tmp_path):
 
 
 def test_checkpoint_api(data_root, tmp_path, monkeypatch):
-    dataset = training.load_planetoid('cora', data_root)
+    graph = training.load_dataset('cora', data_root)
     config = training.Config(methods=['none', 'ct'], runs=1, epochs=9,
                              patience=1000, align_samples=64, device='cpu')
-    expected = training.run_many(dataset, config)
+    expected = training.run_many(graph, config)
 
     # Interrupted after the 2nd save of the second run (epoch 6 of ct):
     saves = []
@@ -113,7 +115,7 @@ def test_checkpoint_api(data_root, tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(training.Checkpoint, 'save_run', interrupt)
         with pytest.raises(KeyboardInterrupt):
-            training.run_many(dataset, config, checkpoint=training.Checkpoint(
+            training.run_many(graph, config, checkpoint=training.Checkpoint(
                 folder, config, every=3))
     assert saves == ['none'] * 3 + ['ct'] * 2
 
@@ -122,7 +124,7 @@ def test_checkpoint_api(data_root, tmp_path, monkeypatch):
     assert list(checkpoint.finished) == [('none', 0)]
     assert checkpoint.run_state('ct', 0)['epoch'] == 6
     assert checkpoint.run_state('none', 0) is None
-    results = training.run_many(dataset, config, checkpoint=checkpoint)
+    results = training.run_many(graph, config, checkpoint=checkpoint)
     for result in [*results, *expected]:
         result.seconds = result.seconds_per_epoch = 0.0
     assert results == expected

@@ -1,6 +1,5 @@
 import json
 import os
-import pickle
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -8,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
 from scipy import stats
 
 from torch_geometric.data import Data
 
 from align_gnn import training
+from fakes import write_fake_planetoid
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,41 +42,6 @@ def cli(*args, cwd=REPO, env=None,
                           capture_output=True, text=True, cwd=cwd,
                           timeout=300,
                           env=None if env is None else {**os.environ, **env})
-
-
-def write_fake_planetoid(raw_dir: Path, prefix: str, num_classes: int = 3,
-                         num_features: int = 12, num_test: int = 100):
-    r"""Tiny Planetoid raw files as `torch_geometric.io.read_planetoid_data`
-    reads them: `x`, `tx`, `allx` pickled sparse matrices, `y`, `ty`, `ally`
-    pickled one-hot arrays, `graph` a pickled dict of neighbour lists and
-    `test.index` the test node ids as text, in the order of `tx`."""
-    rng = np.random.default_rng(0)
-    num_train = 5 * num_classes
-    num_all = num_train + 500 + 20  # train, 500 validation, unlabelled
-    num_nodes = num_all + num_test
-    y = rng.integers(num_classes, size=num_nodes)
-    y[:num_train] = np.repeat(np.arange(num_classes), 5)
-    x = 0.3 * rng.random((num_nodes, num_features))
-    x[np.arange(num_nodes), y] += 1.0  # One informative feature per class.
-    onehot = np.eye(num_classes)[y]
-    test_index = num_all + rng.permutation(num_test)
-
-    graph = {node: [] for node in range(num_nodes)}
-    for node in range(num_nodes):
-        for other in rng.choice(np.flatnonzero(y == y[node]), size=2):
-            if other != node:
-                graph[node].append(int(other))
-                graph[int(other)].append(node)
-
-    raw_dir.mkdir(parents=True)
-    items = dict(x=sp.csr_matrix(x[:num_train]), y=onehot[:num_train],
-                 allx=sp.csr_matrix(x[:num_all]), ally=onehot[:num_all],
-                 tx=sp.csr_matrix(x[test_index]), ty=onehot[test_index],
-                 graph=graph)
-    for name, item in items.items():
-        with open(raw_dir / f'ind.{prefix}.{name}', 'wb') as f:
-            pickle.dump(item, f)
-    np.savetxt(raw_dir / f'ind.{prefix}.test.index', test_index, fmt='%d')
 
 
 @pytest.fixture
@@ -268,63 +232,25 @@ def test_paired_test():
 
 
 def test_seeding_and_early_stopping(data_root):
-    dataset = training.load_planetoid('cora', data_root)
+    graph = training.load_dataset('cora', data_root)
     config = training.Config(methods=['ct'], epochs=8, patience=3,
                              align_samples=64)
 
     def run(seed):
-        result = training.run(dataset, 'ct', seed, config)
+        result = training.run(graph, 'ct', seed, config)
         result.seconds = result.seconds_per_epoch = 0.0
         return result
 
     assert run(0) == run(0)
     assert run(0) != run(1)
 
-    result = training.run(dataset, 'none', 0, training.Config(
+    result = training.run(graph, 'none', 0, training.Config(
         methods=['none'], epochs=1))
     assert result.epochs == result.best_epoch == 1
     assert 0 <= result.test_acc <= 1 and result.ece > 0
     for seed in range(2):
         result = run(seed)
         assert result.epochs == 8 or result.epochs - result.best_epoch == 3
-
-
-def test_missing_data(tmp_path, monkeypatch):
-    monkeypatch.setattr(training.Planetoid, 'url',
-                        'https://planetoid.invalid/data')
-    with pytest.raises(training.DataError) as info:
-        training.load_planetoid('pubmed', tmp_path)
-    message = str(info.value)
-    assert str(tmp_path / 'PubMed' / 'raw') in message
-    assert 'ind.pubmed.{x,y,tx,ty,allx,ally,graph,test.index}' in message
-    assert '../shared/datasets/PubMed' in message
-    assert isinstance(info.value, ValueError)
-
-
-def test_corrupt_data(data_root, tmp_path):
-    raw = tmp_path / 'Cora' / 'raw'
-    raw.mkdir(parents=True)
-    for path in training.raw_paths('cora', data_root):
-        (raw / os.path.basename(path)).write_bytes(open(path, 'rb').read())
-    x_path = raw / 'ind.cora.x'
-    x_path.write_bytes(x_path.read_bytes()[:1000])  # truncated
-    with pytest.raises(training.DataError) as info:
-        training.load_planetoid('cora', tmp_path)
-    message = str(info.value)
-    assert 'corrupt or truncated' in message and str(raw) in message
-    assert 'UnpicklingError' in message
-
-
-def test_features_with_nan(tmp_path):
-    raw = tmp_path / 'PubMed' / 'raw'
-    write_fake_planetoid(raw, 'pubmed')
-    with open(raw / 'ind.pubmed.allx', 'rb') as f:
-        allx = pickle.load(f).tolil()
-    allx[3, 0] = np.nan
-    with open(raw / 'ind.pubmed.allx', 'wb') as f:
-        pickle.dump(allx.tocsr(), f)
-    with pytest.raises(training.DataError, match='NaN or inf'):
-        training.load_planetoid('pubmed', tmp_path)
 
 
 def test_config_validation():

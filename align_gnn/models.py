@@ -1,0 +1,202 @@
+r"""The models: the two-layer GAT of PyG's `examples/gat.py` for Planetoid
+and a deeper GAT for ogbn-arxiv, with plain, aligned or peer attention
+layers."""
+from functools import partial
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn import BatchNorm1d, Linear, ModuleList
+
+from torch_geometric.nn import GATConv, GATv2Conv, SuperGATConv
+
+from align_gnn.conv import AlignedGATConv, quiet_sparse_csr
+from align_gnn.divergences import DIVERGENCES
+
+METHODS = ('none', *DIVERGENCES, 'gatv2', 'supergat')
+
+
+def dropout_features(x: Tensor, p: float, training: bool) -> Tensor:
+    r""":func:`torch.nn.functional.dropout` of a dense or sparse CSR matrix
+    (in the latter case, of its stored values: zeros stay zeros either
+    way)."""
+    if x.layout != torch.sparse_csr:
+        return F.dropout(x, p=p, training=training)
+    with quiet_sparse_csr():
+        return torch.sparse_csr_tensor(
+            x.crow_indices(), x.col_indices(),
+            F.dropout(x.values(), p=p, training=training), x.size(),
+            check_invariants=False)
+
+
+class GAT(torch.nn.Module):
+    r"""The two-layer graph attention network of PyG's `examples/gat.py`:
+    dropout, a multi-head layer with ELU, dropout, and an output layer whose
+    heads are averaged.
+
+    Args:
+        in_channels (int): Size of each input sample.
+        out_channels (int): Number of classes.
+        conv (callable): Builds a layer from
+            :obj:`(in_channels, out_channels, heads=, concat=, dropout=)`,
+            e.g. :class:`~torch_geometric.nn.conv.GATConv`.
+        hidden_channels (int, optional): Channels per hidden head.
+            (default: :obj:`8`)
+        heads (int, optional): Number of hidden heads. (default: :obj:`8`)
+        output_heads (int, optional): Number of output heads.
+            (default: :obj:`1`)
+        dropout (float, optional): Dropout probability of the features and
+            of the attention coefficients. (default: :obj:`0.6`)
+
+    Shapes:
+        - **input:** node features :math:`(|\mathcal{V}|, F_{in})` (dense or
+          sparse CSR),
+          edge indices :math:`(2, |\mathcal{E}|)`
+        - **output:** logits :math:`(|\mathcal{V}|, F_{out})`
+    """
+    def __init__(self, in_channels: int, out_channels: int, conv: Callable,
+                 hidden_channels: int = 8, heads: int = 8,
+                 output_heads: int = 1, dropout: float = 0.6):
+        super().__init__()
+        self.dropout = dropout
+        self.conv1 = conv(in_channels, hidden_channels, heads=heads,
+                          dropout=dropout)
+        self.conv2 = conv(hidden_channels * heads, out_channels,
+                          heads=output_heads, concat=False, dropout=dropout)
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        x = dropout_features(x, self.dropout, self.training)
+        x = F.elu(self.conv1(x, edge_index))
+        x = F.dropout(x, p=self.dropout, training=self.training)
+        return self.conv2(x, edge_index)
+
+
+def layer_factory(method: str, num_samples: int = 256,
+                  rho: float = 0.5) -> Callable:
+    r"""The attention layer of :obj:`method`: :obj:`"none"`
+    (:class:`~torch_geometric.nn.conv.GATConv`), an alignment divergence
+    (:obj:`"ct"`, :obj:`"adversarial"`, :obj:`"sinkhorn"`, :obj:`"mmd"`;
+    :class:`~align_gnn.AlignedGATConv`), :obj:`"gatv2"`
+    (:class:`~torch_geometric.nn.conv.GATv2Conv`) or :obj:`"supergat"`
+    (:class:`~torch_geometric.nn.conv.SuperGATConv` as in PyG's
+    `examples/super_gat.py`)."""
+    if method == 'none':
+        return GATConv
+    if method in DIVERGENCES:
+        return partial(AlignedGATConv, divergence=method,
+                       num_samples=num_samples, rho=rho)
+    if method == 'gatv2':
+        return GATv2Conv
+    if method == 'supergat':
+        return partial(SuperGATConv, attention_type='MX',
+                       edge_sample_ratio=0.8, is_undirected=True)
+    raise ValueError(f"Unknown method {method!r} (choose from "
+                     f"{', '.join(METHODS)})")
+
+
+def build_model(method: str, in_channels: int, out_channels: int,
+                output_heads: int = 1, num_samples: int = 256,
+                rho: float = 0.5) -> GAT:
+    r"""The :class:`GAT` with the layers of :obj:`method` (see
+    :func:`layer_factory`); :obj:`"supergat"` always has 8 output heads, as
+    in PyG's `examples/super_gat.py`."""
+    conv = layer_factory(method, num_samples, rho)
+    if method == 'supergat':
+        output_heads = 8
+    return GAT(in_channels, out_channels, conv, output_heads=output_heads)
+
+
+def num_parameters(model: torch.nn.Module) -> int:
+    r"""The number of trained parameters, adversaries included."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class ArxivGAT(torch.nn.Module):
+    r"""A deeper graph attention network for ogbn-arxiv, in the spirit of
+    the GAT examples for it in OGB and DGL: input dropout, then
+    :obj:`num_layers` attention layers, each with a linear residual
+    connection; between layers batch normalization, ReLU and dropout. Hidden
+    layers concatenate their heads, the last averages them.
+
+    Args:
+        in_channels (int): Size of each input sample.
+        out_channels (int): Number of classes.
+        conv (callable): Builds a layer from
+            :obj:`(in_channels, out_channels, heads=, concat=, dropout=)`.
+        hidden_channels (int, optional): Channels per hidden head.
+            (default: :obj:`64`)
+        heads (int, optional): Number of heads per layer. (default: :obj:`3`)
+        num_layers (int, optional): Number of attention layers.
+            (default: :obj:`3`)
+        dropout (float, optional): Dropout probability between layers.
+            (default: :obj:`0.5`)
+        input_dropout (float, optional): Dropout probability of the input
+            features. (default: :obj:`0.1`)
+        attention_dropout (float, optional): Dropout probability of the
+            attention coefficients. (default: :obj:`0.1`)
+
+    Shapes:
+        - **input:** node features :math:`(|\mathcal{V}|, F_{in})`,
+          edge indices :math:`(2, |\mathcal{E}|)`
+        - **output:** logits :math:`(|\mathcal{V}|, F_{out})`
+    """
+    def __init__(self, in_channels: int, out_channels: int, conv: Callable,
+                 hidden_channels: int = 64, heads: int = 3,
+                 num_layers: int = 3, dropout: float = 0.5,
+                 input_dropout: float = 0.1, attention_dropout: float = 0.1):
+        super().__init__()
+        self.dropout = dropout
+        self.input_dropout = input_dropout
+        self.convs, self.skips = ModuleList(), ModuleList()
+        self.norms = ModuleList()
+        width = hidden_channels * heads
+        for i in range(num_layers):
+            last = i == num_layers - 1
+            in_size = in_channels if i == 0 else width
+            self.convs.append(
+                conv(in_size, out_channels if last else hidden_channels,
+                     heads=heads, concat=not last,
+                     dropout=attention_dropout))
+            self.skips.append(
+                Linear(in_size, out_channels if last else width, bias=False))
+            if not last:
+                self.norms.append(BatchNorm1d(width))
+
+    def reset_parameters(self):
+        for module in (*self.convs, *self.skips, *self.norms):
+            module.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        x = dropout_features(x, self.input_dropout, self.training)
+        for i, (conv, skip) in enumerate(zip(self.convs, self.skips)):
+            x = conv(x, edge_index) + skip(x)
+            if i < len(self.norms):
+                x = F.relu(self.norms[i](x))
+                x = F.dropout(x, p=self.dropout, training=self.training)
+        return x
+
+
+def build_arxiv_model(method: str, in_channels: int, out_channels: int,
+                      num_samples: int = 256, rho: float = 0.5,
+                      **kwargs) -> ArxivGAT:
+    r"""The :class:`ArxivGAT` with the layers of :obj:`method` (see
+    :func:`layer_factory`); :obj:`kwargs` go to :class:`ArxivGAT`."""
+    return ArxivGAT(in_channels, out_channels,
+                    layer_factory(method, num_samples, rho), **kwargs)
+
+
+def num_layers(model: torch.nn.Module) -> int:
+    r"""The number of message passing layers of :obj:`model` (the depth of
+    a neighbour sample)."""
+    return sum(isinstance(module, (GATConv, GATv2Conv, SuperGATConv))
+               for module in model.modules())
+
+
+def adversary_parameters(model: torch.nn.Module) -> int:
+    r"""The number of trained parameters of the adversaries (critics,
+    navigators, discriminators) of the aligned layers in :obj:`model`."""
+    return sum(
+        p.numel() for module in model.modules()
+        if isinstance(module, AlignedGATConv) and module.divergence is not None
+        for p in module.divergence.parameters() if p.requires_grad)
