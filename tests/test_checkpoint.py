@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from align_gnn import training
+from fakes import write_fake_arxiv
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -172,3 +173,32 @@ def test_checkpoint_cli_errors(tmp_path, capsys):
                     '--resume')
     assert code == 2 and len(err.splitlines()) == 1
     assert 'another config (epochs=1000 there, 5 now)' in err
+
+
+def test_minibatch_resume_is_exact(tmp_path, monkeypatch):
+    # Neighbour sampling draws from torch's generator, saved with the rest:
+    write_fake_arxiv(tmp_path)
+    graph = training.load_dataset('ogbn-arxiv', tmp_path)
+    config = training.Config(dataset='ogbn-arxiv', methods=['ct'], runs=1,
+                             epochs=6, patience=1000, batch_size=128,
+                             fanout=[4, 4, 4], align_samples=16,
+                             device='cpu')
+    expected = training.run_many(graph, config)
+    save_run = training.Checkpoint.save_run
+
+    def interrupt(self, method, seed, state):
+        save_run(self, method, seed, state)
+        raise KeyboardInterrupt
+
+    folder = str(tmp_path / 'ckpt')
+    with monkeypatch.context() as m:
+        m.setattr(training.Checkpoint, 'save_run', interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            training.run_many(graph, config, checkpoint=training.Checkpoint(
+                folder, config, every=3))
+    checkpoint = training.Checkpoint(folder, config, every=3, resume=True)
+    assert checkpoint.run_state('ct', 0)['epoch'] == 3
+    results = training.run_many(graph, config, checkpoint=checkpoint)
+    for result in [*results, *expected]:
+        result.seconds = result.seconds_per_epoch = 0.0
+    assert results == expected
