@@ -10,15 +10,17 @@ Examples:
         --batch-size 1024 --fanout 15,10,5
 """
 import argparse
+import logging
 import math
 import os
+import os.path as osp
 import shlex
 import sys
 from typing import Callable, List, Optional
 
 import torch
 
-from align_gnn import distributed, training
+from align_gnn import distributed, plots, training
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -52,19 +54,46 @@ def _methods(text: str) -> List[str]:
     return methods
 
 
-def _fanout(text: str) -> List[int]:
-    try:
-        fanout = [int(n) for n in text.split(',')]
-    except ValueError:
-        fanout = []
-    if not fanout or not all(n >= 1 or n == -1 for n in fanout):
-        raise argparse.ArgumentTypeError(
-            f'must be integers >= 1 (or -1: all neighbours) separated by '
-            f'commas, one per layer (got {text!r})')
-    return fanout
+def _dataset(text: str) -> str:
+    if text.lower() in training.DATASETS:
+        return text.lower()
+    if training.is_graph_file(text):
+        if not os.path.isfile(text):
+            raise argparse.ArgumentTypeError(f'no such graph file {text!r}')
+        return text
+    choices = ', '.join(map(repr, training.DATASETS))
+    raise argparse.ArgumentTypeError(
+        f'invalid choice: {text!r} (choose from {choices}, or give the path '
+        f'of a GraphML (.graphml), GML (.gml) or edge list (.edgelist, '
+        f'.txt, .csv) file)')
+
+
+def _numbers(cast: Callable, requirement: str,
+             check: Callable[[List], bool]) -> Callable[[str], List]:
+    def parse(text: str) -> List:
+        try:
+            values = [cast(value) for value in text.split(',')]
+        except ValueError:
+            values = []
+        if not values or not check(values):
+            raise argparse.ArgumentTypeError(
+                f'must be {requirement} (got {text!r})')
+        return values
+
+    return parse
 
 
 positive_int = _number(int, 'a positive integer', lambda v: v >= 1)
+fanout = _numbers(
+    int, 'integers >= 1 (or -1: all neighbours) separated by commas, one '
+    'per layer', lambda values: all(v >= 1 or v == -1 for v in values))
+fractions = _numbers(
+    float, 'three fractions (train,val,test) >= 0 with a sum in (0, 1]',
+    lambda values: len(values) == 3 and min(values) >= 0
+    and 0 < sum(values) <= 1)
+budgets = _numbers(
+    float, 'fractions of the edges in [0, 1] separated by commas',
+    lambda values: all(0 <= v <= 1 for v in values))
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -72,11 +101,30 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         description=__doc__.split('\n\n')[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument(
-        '--dataset', type=str.lower, default='cora',
-        choices=list(training.DATASETS),
-        help='Planetoid data set (public split, the 2-layer GAT of PyG '
-        'examples/gat.py) or ogbn-arxiv (OGB time split, OGB Evaluator, the '
-        '3-layer ArxivGAT)')
+        '--dataset', type=_dataset, default='cora',
+        help='cora, citeseer, pubmed (Planetoid public split, the 2-layer '
+        'GAT of PyG examples/gat.py), ogbn-arxiv (OGB time split, OGB '
+        'Evaluator, the 3-layer ArxivGAT), or the path of a graph file '
+        'networkx reads (GraphML, GML, edge list; 2-layer GAT, stratified '
+        'random split)')
+    parser.add_argument(
+        '--label-attr', default='label', metavar='NAME',
+        help='graph file: the node attribute holding the class')
+    parser.add_argument(
+        '--feature-attr', type=lambda text: text.split(','),
+        metavar='NAME[,NAME...]',
+        help='graph file: the node attribute holding a feature vector, or '
+        'several numeric attributes; unset: identity features up to 5000 '
+        'nodes, one-hot degrees beyond')
+    parser.add_argument(
+        '--node-attributes', metavar='CSV',
+        help='edge list: a CSV file of node attributes (header; first '
+        'column the node)')
+    parser.add_argument(
+        '--split', type=fractions, default=[0.6, 0.2, 0.2],
+        metavar='TRAIN,VAL,TEST',
+        help='graph file: fractions of each class for training, validation '
+        'and test, drawn with --seed (the same split for every run)')
     parser.add_argument(
         '--align', type=str.lower, default='ct', choices=training.METHODS,
         metavar='METHOD',
@@ -85,6 +133,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'sinkhorn/mmd add alignment attention with that divergence, '
         'gatv2/supergat are PyG peers; the default ct is the method this '
         'project studies')
+    parser.add_argument(
+        '--conv', type=str.lower, default='gat', choices=list(training.CONVS),
+        help='the attention layer of none and the aligned methods: PyG '
+        'GATConv, GATv2Conv or TransformerConv (aligned: AlignedGATConv, '
+        'AlignedGATv2Conv, AlignedTransformerConv)')
     parser.add_argument(
         '--compare', type=_methods, metavar='M1,M2,...',
         help='train several methods on the same seeds and print a table '
@@ -140,10 +193,29 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'training nodes each and evaluate on the full graph; needs the scale '
         'extra (torch-sparse); required with torchrun; unset: full-batch')
     parser.add_argument(
-        '--fanout', type=_fanout, metavar='N1,N2,...',
+        '--fanout', type=fanout, metavar='N1,N2,...',
         help='with --batch-size, neighbours sampled per node at each hop, '
         'one number per layer (-1: all); unset: 10,10 (Planetoid) or '
         '15,10,5 (ogbn-arxiv)')
+    parser.add_argument(
+        '--attack', type=str.lower, choices=training.ATTACKS,
+        help='evaluate each trained model under this structure attack (PyG '
+        'PRBCDAttack, a global evasion attack on the test nodes) and under '
+        'as many random edge flips, at each of --budgets')
+    parser.add_argument(
+        '--budgets', type=budgets, default=[0.01, 0.05, 0.1],
+        metavar='B1,B2,...',
+        help='attack budgets as fractions of the edges')
+    parser.add_argument(
+        '--attack-epochs', type=positive_int, default=50,
+        help='PRBCD epochs (and 4/5 as many to sample the final '
+        'perturbation; PyG\'s default is 125)')
+    parser.add_argument(
+        '--plot-dir', metavar='DIR',
+        help='write figures to DIR: a reliability diagram per method, '
+        'accuracy under attack (with --attack), keys and queries of the '
+        'first seed (PCA, per layer and head), learning curves; needs the '
+        'plot extra (matplotlib)')
     parser.add_argument(
         '--checkpoint', metavar='DIR',
         help='save the progress (finished runs, and the full state of the '
@@ -174,6 +246,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    notes = logging.StreamHandler()  # the library's notes, e.g. features
+    notes.setFormatter(logging.Formatter('note: %(message)s'))
+    logging.getLogger('align_gnn').addHandler(notes)
+    logging.getLogger('align_gnn').setLevel(logging.INFO)
     try:
         config = training.Config(
             dataset=args.dataset, methods=args.compare or [args.align],
@@ -182,7 +258,21 @@ def main(argv: Optional[List[str]] = None) -> int:
             patience=args.patience, lr=args.lr,
             weight_decay=args.weight_decay, device=args.device,
             features=args.features, batch_size=args.batch_size,
-            fanout=args.fanout)
+            fanout=args.fanout, conv=args.conv, label_attr=args.label_attr,
+            feature_attr=args.feature_attr,
+            node_attributes=args.node_attributes, split=args.split,
+            attack=args.attack,
+            budgets=args.budgets,
+            attack_epochs=args.attack_epochs,
+            keys_queries=args.plot_dir is not None)
+        if args.plot_dir:
+            plots.require_matplotlib()
+            try:
+                training.check_writable(osp.join(args.plot_dir, 'x.png'))
+            except OSError as err:
+                raise ValueError(f"argument --plot-dir: cannot write to "
+                                 f"'{args.plot_dir}' ({err}); choose a "
+                                 f"writable folder (see --help)") from err
         path = args.out or training.default_output_path(config)
         try:
             training.check_writable(path)
@@ -216,12 +306,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     results['command'] = command(argv)
     training.save_results(results, path)
-    print(f'{training.DATASETS[config.dataset]}, {config.runs} run(s) from '
-          f'seed {config.seed}:')
+    print(f'{training.dataset_name(config.dataset)}, {config.runs} run(s) '
+          f'from seed {config.seed}:')
     print(training.format_table(results['summary']))
+    if config.attack:
+        print(training.format_attack_table(results['summary']))
     if config.dataset == 'ogbn-arxiv':
         print(training.format_leaderboard(results))
     print(f'results written to {path}')
+    if args.plot_dir:
+        for figure in plots.plot_results(results, args.plot_dir):
+            print(f'figure written to {figure}')
     return 0
 
 

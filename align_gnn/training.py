@@ -53,11 +53,14 @@ from align_gnn.data import (  # noqa: F401 (re-exported)
     load_planetoid,
     prepare_data,
     raw_paths,
-    _dataset_name,
     _require,
+    dataset_name,
+    is_graph_file,
 )
+from align_gnn.diagnostics import key_query_pca
 from align_gnn.divergences import DIVERGENCES
 from align_gnn.models import (  # noqa: F401 (re-exported)
+    CONVS,
     GAT,
     METHODS,
     ArxivGAT,
@@ -68,6 +71,7 @@ from align_gnn.models import (  # noqa: F401 (re-exported)
     num_layers,
     num_parameters,
 )
+from align_gnn.robustness import ATTACKS, robustness
 
 DEVICES = ('auto', 'cpu', 'cuda')
 SUPERGAT_LOSS_WEIGHT = 4.0  # as in PyG's examples/super_gat.py
@@ -79,11 +83,12 @@ SUPERGAT_LOSS_WEIGHT = 4.0  # as in PyG's examples/super_gat.py
 def default_hyperparameters(dataset: str) -> Dict:
     r"""The defaults for :obj:`dataset`: learning rate, weight decay,
     maximum epochs, the neighbour sample sizes per layer (:obj:`fanout`) and,
-    for Planetoid, the number of output heads. Planetoid follows PyG's
-    `examples/gat.py`; ogbn-arxiv follows OGB's arxiv examples (no weight
-    decay, 500 epochs) with :class:`ArxivGAT`'s 3 layers (not tuned here:
-    the data set is not on this project's machines)."""
-    name = _dataset_name(dataset)
+    for the two-layer :class:`GAT`, the number of output heads. Planetoid
+    and graph files follow PyG's `examples/gat.py` for Cora; ogbn-arxiv
+    follows OGB's arxiv examples (no weight decay, 500 epochs) with
+    :class:`ArxivGAT`'s 3 layers (not tuned here: the data set is not on
+    this project's machines)."""
+    name = dataset_name(dataset)
     if name == 'ogbn-arxiv':
         return dict(lr=0.005, weight_decay=0.0, epochs=500,
                     fanout=(15, 10, 5))
@@ -114,10 +119,12 @@ def make_model(method: str, data: Data, config: 'Config') -> torch.nn.Module:
     :obj:`data.num_features` inputs and :obj:`data.num_classes` outputs."""
     if config.dataset == 'ogbn-arxiv':
         return build_arxiv_model(method, data.num_features, data.num_classes,
-                                 config.align_samples, config.rho)
+                                 config.align_samples, config.rho,
+                                 config.conv)
     output_heads = default_hyperparameters(config.dataset)['output_heads']
     return build_model(method, data.num_features, data.num_classes,
-                       output_heads, config.align_samples, config.rho)
+                       output_heads, config.align_samples, config.rho,
+                       config.conv)
 
 
 # Training and evaluation #####################################################
@@ -139,12 +146,28 @@ def expected_calibration_error(probs: Tensor, labels: Tensor,
         labels (torch.Tensor): True classes :math:`(N,)`.
         n_bins (int, optional): Number of bins. (default: :obj:`15`)
     """
+    bins = reliability_bins(probs, labels, n_bins)
+    gap = sum(abs(conf - correct)
+              for conf, correct in zip(bins['confidence'], bins['correct']))
+    return gap / max(labels.numel(), 1)
+
+
+def reliability_bins(probs: Tensor, labels: Tensor,
+                     n_bins: int = 15) -> Dict[str, List[float]]:
+    r"""Per confidence bin :math:`B_b` (as in
+    :func:`expected_calibration_error`): the number of samples
+    (:obj:`"count"`), the sum of their confidences (:obj:`"confidence"`)
+    and the number of correct predictions (:obj:`"correct"`); sums, so
+    that bins of several runs add up."""
     conf, pred = probs.max(dim=-1)
     correct = pred.eq(labels).to(conf.dtype)
     edges = torch.linspace(0, 1, n_bins + 1, device=conf.device)
     bins = torch.bucketize(conf, edges[1:-1])  # (lower, upper]
-    gap = conf.new_zeros(n_bins).index_add_(0, bins, conf - correct)
-    return float(gap.abs().sum() / max(labels.numel(), 1))
+    sums = conf.new_zeros(3, n_bins)
+    sums.index_add_(1, bins, torch.stack([torch.ones_like(conf), conf,
+                                          correct]))
+    count, confidence, correct = sums.tolist()
+    return dict(count=count, confidence=confidence, correct=correct)
 
 
 def train_epoch(model: torch.nn.Module, data: Data,
@@ -245,8 +268,9 @@ def evaluate(model: torch.nn.Module, data: Data,
                                         'y_pred': pred.view(-1, 1)})['acc'])
         metrics[f'{split}_acc'] = acc
         metrics[f'{split}_nll'] = float(F.cross_entropy(logits, y))
-    metrics['test_ece'] = expected_calibration_error(
-        out[data.test_mask].softmax(dim=-1), data.y[data.test_mask])
+    probs, y = out[data.test_mask].softmax(dim=-1), data.y[data.test_mask]
+    metrics['test_ece'] = expected_calibration_error(probs, y)
+    metrics['test_bins'] = reliability_bins(probs, y)
     return metrics
 
 
@@ -280,6 +304,20 @@ class Config:
             several processes.
         fanout (list of int, optional): Neighbours sampled per node at each
             hop, one number per layer (:obj:`-1`: all).
+        conv (str): The attention layer of :obj:`"none"` and the aligned
+            methods: :obj:`"gat"`, :obj:`"gatv2"` or :obj:`"transformer"`
+            (see :func:`~align_gnn.models.layer_factory`).
+        label_attr, feature_attr, node_attributes, split: For a graph
+            file, see :func:`~align_gnn.data.load_graph_file` (the split is
+            drawn with :obj:`seed`, the same for every run).
+        attack (str, optional): Evaluate each trained model under this
+            structure attack (:obj:`"prbcd"`) and as many random edge flips
+            (see :func:`~align_gnn.robustness.robustness`).
+        budgets (list of float): The attack budgets, fractions of the edges.
+        attack_epochs (int): PRBCD's epochs.
+        keys_queries (bool): Record a PCA of sampled keys and queries of the
+            first seed's trained model (see
+            :func:`~align_gnn.diagnostics.key_query_pca`).
     """
     dataset: str = 'cora'
     methods: Sequence[str] = ('ct', )
@@ -296,10 +334,20 @@ class Config:
     features: Optional[str] = None
     batch_size: Optional[int] = None
     fanout: Optional[Sequence[int]] = None
+    conv: str = 'gat'
+    label_attr: str = 'label'
+    feature_attr: Optional[Sequence[str]] = None
+    node_attributes: Optional[str] = None
+    split: Sequence[float] = (0.6, 0.2, 0.2)
+    attack: Optional[str] = None
+    budgets: Sequence[float] = (0.01, 0.05, 0.1)
+    attack_epochs: int = 50
+    keys_queries: bool = False
 
     def __post_init__(self):
-        self.dataset = self.dataset.lower()
-        _dataset_name(self.dataset)
+        if self.dataset.lower() in DATASETS:
+            self.dataset = self.dataset.lower()
+        dataset_name(self.dataset)
         self.methods = [method.lower() for method in self.methods]
         _require(len(self.methods) > 0 and set(self.methods) <= set(METHODS)
                  and len(set(self.methods)) == len(self.methods), 'methods',
@@ -309,7 +357,7 @@ class Config:
             if getattr(self, name) is None:
                 setattr(self, name, defaults[name])
         if self.features is None:
-            self.features = 'sparse' if (self.dataset in PLANETOID and
+            self.features = 'sparse' if (self.dataset != 'ogbn-arxiv' and
                                          self.batch_size is None) else 'dense'
         for name in ('runs', 'epochs', 'patience'):
             _require(getattr(self, name) >= 1, name, '>= 1',
@@ -341,6 +389,19 @@ class Config:
             raise ValueError("Several processes train on shards of the "
                              "training nodes: set 'batch_size' "
                              "(--batch-size)")
+        _require(self.conv in CONVS, 'conv', f'one of {tuple(CONVS)}',
+                 self.conv)
+        self.split = [float(fraction) for fraction in self.split]
+        if self.feature_attr is not None:
+            self.feature_attr = list(self.feature_attr)
+        _require(self.attack in (None, *ATTACKS), 'attack',
+                 f'one of {ATTACKS} or None', self.attack)
+        self.budgets = [float(budget) for budget in self.budgets]
+        _require(len(self.budgets) > 0 and all(
+            0 <= budget <= 1 for budget in self.budgets), 'budgets',
+            'fractions in [0, 1]', self.budgets)
+        _require(self.attack_epochs >= 1, 'attack_epochs', '>= 1',
+                 self.attack_epochs)
         _require(self.lr > 0, 'lr', '> 0', self.lr)
         _require(self.weight_decay >= 0, 'weight_decay', '>= 0',
                  self.weight_decay)
@@ -369,9 +430,12 @@ def resolve_device(device: str = 'auto') -> torch.device:
 class RunResult:
     r"""The outcome of one run: the best-validation model's metrics, its
     number of parameters (:obj:`params`, the adversaries' included, of which
-    :obj:`adversary_params` are theirs) and the learning curves
+    :obj:`adversary_params` are theirs), the learning curves
     (:obj:`history`: per epoch the training loss, the unweighted alignment
-    loss and the validation accuracy)."""
+    loss and the validation accuracy), the test reliability bins
+    (:obj:`calibration`, see :func:`reliability_bins`), the test accuracy
+    under attack (:obj:`attack`, if asked for) and the keys and queries
+    (:obj:`keys_queries`, if asked for)."""
     method: str
     seed: int
     val_acc: float
@@ -385,6 +449,9 @@ class RunResult:
     params: int
     adversary_params: int = 0
     history: Dict[str, List[float]] = field(default_factory=dict)
+    calibration: Dict[str, List[float]] = field(default_factory=dict)
+    attack: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    keys_queries: List[Dict] = field(default_factory=list)
 
 
 def run(data: Data, method: str, seed: int, config: Config,
@@ -493,7 +560,8 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
 
     module.load_state_dict(best_state)
     metrics = distributed.broadcast_object(
-        evaluate(module, full, evaluator) if distributed.is_main() else None)
+        _final_metrics(module, full, evaluator, method, seed, config)
+        if distributed.is_main() else None)
     train_loss, align_loss = torch.stack(curves).t().tolist()
     return RunResult(method=method, seed=seed, val_acc=metrics['val_acc'],
                      test_acc=metrics['test_acc'], ece=metrics['test_ece'],
@@ -503,7 +571,24 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
                      params=num_parameters(module),
                      adversary_params=adversary_parameters(module),
                      history=dict(train_loss=train_loss,
-                                  align_loss=align_loss, val_acc=val_accs))
+                                  align_loss=align_loss, val_acc=val_accs),
+                     calibration=metrics['test_bins'],
+                     attack=metrics['attack'],
+                     keys_queries=metrics['keys_queries'])
+
+
+def _final_metrics(model: torch.nn.Module, data: Data,
+                   evaluator: Optional[Evaluator], method: str, seed: int,
+                   config: Config) -> Dict:
+    metrics = evaluate(model, data, evaluator)
+    metrics['attack'] = {} if config.attack is None else robustness(
+        model, data, config.budgets, config.attack, config.attack_epochs,
+        seed)
+    metrics['keys_queries'] = []
+    if config.keys_queries and seed == config.seed:
+        metrics['keys_queries'] = key_query_pca(model, data,
+                                                config.align_samples, seed)
+    return metrics
 
 
 def run_many(data: Data, config: Config, progress: bool = False,
@@ -641,7 +726,7 @@ class Checkpoint:
     def save(self):
         state = dict(config=self.config, current=self.current,
                      finished=[asdict(r) for r in self.finished.values()])
-        _atomic_write(self.path, partial(torch.save, state), binary=True)
+        atomic_write(self.path, partial(torch.save, state), binary=True)
 
 
 # Results #####################################################################
@@ -675,7 +760,9 @@ def _finite(value) -> Optional[float]:
 def summarize(results: Sequence[RunResult]) -> Dict[str, Dict]:
     r"""Per method (in order of appearance): mean and standard deviation of
     test and validation accuracy, mean ECE, NLL and epochs, the median
-    seconds per epoch, the number of parameters, and for every method after
+    seconds per epoch, the number of parameters, the mean and standard
+    deviation of the test accuracy under attack per budget (:obj:`"attack"`,
+    if the runs were attacked), and for every method after
     the first the paired comparison of test accuracy against the first
     (:obj:`"test_acc_diff"`, :obj:`"ttest_p"`, :obj:`"wilcoxon_p"`, see
     :func:`paired_test`)."""
@@ -698,6 +785,14 @@ def summarize(results: Sequence[RunResult]) -> Dict[str, Dict]:
             params=runs[0].params,
             adversary_params=runs[0].adversary_params,
         )
+        if runs[0].attack:
+            summary[method]['attack'] = {
+                name: {budget: dict(mean=_mean([r.attack[name][budget]
+                                                for r in runs]),
+                                    std=_std([r.attack[name][budget]
+                                              for r in runs]))
+                       for budget in accuracies}
+                for name, accuracies in runs[0].attack.items()}
         if method != methods[0]:
             ref = {r.seed: r.test_acc for r in by_method[methods[0]]}
             pairs = [(r.test_acc, ref[r.seed]) for r in runs if r.seed in ref]
@@ -718,7 +813,8 @@ def _std(values: Sequence[float]) -> float:
 
 def format_table(summary: Dict[str, Dict]) -> str:
     r"""A plain-text table of :func:`summarize`'s output (accuracies and ECE
-    in percent; differences and p-values against the first method)."""
+    in percent, the mean test NLL; differences and p-values against the
+    first method)."""
     def p_value(value: Optional[float]) -> str:
         return 'n/a' if value is None else f'{value:.3g}'
 
@@ -726,8 +822,8 @@ def format_table(summary: Dict[str, Dict]) -> str:
         return f'{100 * s[key + "_mean"]:.2f} ± {100 * s[key + "_std"]:.2f}'
 
     header = (f'{"method":<12}{"test acc":>16}{"val acc":>16}{"ECE":>8}'
-              f'{"s/epoch":>9}{"#params":>10}{"Δtest":>8}{"t-test p":>10}'
-              f'{"Wilcoxon p":>12}')
+              f'{"NLL":>7}{"s/epoch":>9}{"#params":>10}{"Δtest":>8}'
+              f'{"t-test p":>10}{"Wilcoxon p":>12}')
     lines = [header, '-' * len(header)]
     for method, s in summary.items():
         if 'test_acc_diff' in s:
@@ -737,10 +833,35 @@ def format_table(summary: Dict[str, Dict]) -> str:
             diff, t_p, w_p = 'ref', '', ''
         lines.append(f'{method:<12}{mean_std(s, "test_acc"):>16}'
                      f'{mean_std(s, "val_acc"):>16}'
-                     f'{100 * s["ece_mean"]:>8.2f}'
+                     f'{100 * s["ece_mean"]:>8.2f}{s["nll_mean"]:>7.3f}'
                      f'{s["seconds_per_epoch"]:>9.4f}{s["params"]:>10,}'
                      f'{diff:>8}{t_p:>10}{w_p:>12}')
     return '\n'.join(lines)
+
+
+def format_attack_table(summary: Dict[str, Dict]) -> str:
+    r"""A plain-text table of the test accuracy (percent, mean ± std) under
+    attack per method and budget (:func:`summarize`'s :obj:`"attack"`)."""
+    methods = [m for m in summary if 'attack' in summary[m]]
+    if not methods:
+        return ''
+    attacks = summary[methods[0]]['attack']
+    columns = [(name, budget) for name in attacks for budget in attacks[name]]
+    header = f'{"method":<12}' + ''.join(
+        f'{f"{name} {100 * float(budget):g}%":>16}'
+        for name, budget in columns)
+    lines = ['test accuracy under attack (budget: % of edges flipped)',
+             header, '-' * len(header)]
+    for method in methods:
+        cells = [summary[method]['attack'][name][budget]
+                 for name, budget in columns]
+        lines.append(f'{method:<12}' + ''.join(
+            f'{_percent(cell):>16}' for cell in cells))
+    return '\n'.join(lines)
+
+
+def _percent(cell: Dict[str, float]) -> str:
+    return f'{100 * cell["mean"]:.2f} ± {100 * cell["std"]:.2f}'
 
 
 def experiment(config: Config, root: Optional[str] = None,
@@ -753,11 +874,23 @@ def experiment(config: Config, root: Optional[str] = None,
     :obj:`{"dataset", "config", "runs": [...], "summary": {method: ...},
     "environment": {...}}` (accuracies as fractions)."""
     with distributed.main_first():
-        data = load_dataset(config.dataset, root)
+        data = load_dataset(config.dataset, root, **graph_file_options(
+            config))
     results = run_many(data, config, progress, checkpoint)
     return dict(dataset=config.dataset, config=config_record(config),
                 runs=[asdict(result) for result in results],
                 summary=summarize(results), environment=environment())
+
+
+def graph_file_options(config: Config) -> Dict:
+    r"""The arguments of :func:`~align_gnn.data.load_graph_file` in
+    :obj:`config` (none for the named data sets)."""
+    if not is_graph_file(config.dataset):
+        return {}
+    return dict(label_attr=config.label_attr,
+                feature_attr=config.feature_attr,
+                node_attributes=config.node_attributes, split=config.split,
+                seed=config.seed)
 
 
 def environment() -> Dict:
@@ -798,7 +931,9 @@ def format_leaderboard(results: Dict) -> str:
 
 def default_output_path(config: Config) -> str:
     r"""A timestamped results file under :obj:`results/`."""
-    name = '-'.join([config.dataset, *config.methods,
+    dataset = (osp.splitext(osp.basename(config.dataset))[0]
+               if is_graph_file(config.dataset) else config.dataset)
+    name = '-'.join([dataset, *config.methods,
                      time.strftime('%Y%m%d-%H%M%S')])
     return osp.join('results', f'{name}.json')
 
@@ -825,12 +960,14 @@ def save_results(results: Dict, path: str):
         json.dump(results, f, indent=2)
         f.write('\n')
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
-def _atomic_write(path: str, write: Callable, binary: bool = False):
-    # `write(f)` fills a temporary file in the same folder, which then
-    # replaces `path` in one step: readers see the old file or the new one.
+def atomic_write(path: str, write: Callable, binary: bool = False):
+    r"""Writes :obj:`path` atomically: :obj:`write(f)` fills a temporary
+    file in the same folder, which then replaces :obj:`path` in one step
+    (after :func:`os.fsync`), so readers see the old file or the new one,
+    never a part."""
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{osp.basename(path)}-',
