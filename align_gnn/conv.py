@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 from torch.nn import Module
 
-from torch_geometric.nn import GATConv
+from torch_geometric.nn import GATConv, GATv2Conv, TransformerConv
 from torch_geometric.typing import Adj, OptPairTensor, OptTensor, Size
 
 from align_gnn.divergences import _check_rho, resolve_divergence
@@ -67,7 +67,160 @@ def quiet_sparse_csr():
         yield
 
 
-class AlignedGATConv(GATConv):
+class AlignedAttention:
+    r"""What the aligned attention layers share (a mixin before the PyG
+    layer in the bases): the divergence and its arguments, the checks of
+    the inputs, the samples of keys and queries kept by each training
+    forward pass and :meth:`get_alignment_loss`. A layer provides
+    :meth:`key_query` and :meth:`_input_linears` (the linear layers that
+    read the source and target features)."""
+    divergence: Optional[Module]
+
+    @staticmethod
+    def _resolve(divergence: Union[str, Module, None], heads: int,
+                 channels: int, num_samples: int, rho: float,
+                 adversary_channels: int) -> Optional[Module]:
+        if not isinstance(heads, int) or heads <= 0:
+            raise ValueError(f"'heads' must be a positive integer "
+                             f"(got {heads!r})")
+        if not isinstance(num_samples, int) or num_samples < 2:
+            raise ValueError(f"'num_samples' must be an integer >= 2 "
+                             f"(got {num_samples!r})")
+        _check_rho(rho)
+        if divergence is None or isinstance(divergence, Module):
+            return divergence
+        return resolve_divergence(divergence, heads, channels, rho,
+                                  adversary_channels)
+
+    def _init_alignment(self, divergence: Optional[Module], num_samples: int,
+                        rho: float):
+        self.divergence = divergence
+        self.num_samples = num_samples
+        self.rho = rho
+        self._key_sample: Optional[Tensor] = None
+        self._query_sample: Optional[Tensor] = None
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        if getattr(self, 'divergence', None) is not None and hasattr(
+                self.divergence, 'reset_parameters'):
+            self.divergence.reset_parameters()
+
+    def key_query(
+        self,
+        x: Union[Tensor, OptPairTensor],
+    ) -> Tuple[Tensor, Optional[Tensor]]:
+        raise NotImplementedError
+
+    def _input_linears(self) -> Tuple[Module, Module]:
+        raise NotImplementedError
+
+    def _check_inputs(self, x: Union[Tensor, OptPairTensor],
+                      edge_index: Adj):
+        r"""Raises :class:`ValueError` for node features that are not 2-D or
+        whose number of channels differs from the layer's, and for a dense
+        :obj:`edge_index` that is not an integer tensor of shape
+        :obj:`(2, E)` (shape and dtype checks only: no host
+        synchronization)."""
+        self._check_features(x)
+        self._check_edge_index(edge_index)
+
+    def _aligned_forward(self, x: Union[Tensor, OptPairTensor],
+                         edge_index: Adj, *args):
+        # The PyG layer's forward between the input checks and the samples:
+        self._check_inputs(x, edge_index)
+        out = super().forward(x, edge_index, *args)
+        self._keep_samples(x)
+        return out
+
+    def _keep_samples(self, x: Union[Tensor, OptPairTensor]):
+        # In training mode with a divergence, a sample of keys and queries
+        # for `get_alignment_loss`; else nothing held.
+        if self.training and self.divergence is not None:
+            self._sample_key_query(x)
+        else:
+            self._key_sample = self._query_sample = None
+
+    def _check_features(self, x: Union[Tensor, OptPairTensor]):
+        # The linear layers know the sizes, lazy ones after their first call:
+        lin_src, lin_dst = self._input_linears()
+        in_src, in_dst = lin_src.in_channels, lin_dst.in_channels
+        if isinstance(x, Tensor):
+            pairs = [('x', x, in_src)]
+        else:
+            pairs = [('x[0]', x[0], in_src), ('x[1]', x[1], in_dst)]
+        for name, value, channels in pairs:
+            if value is None:
+                continue
+            if value.dim() != 2:
+                raise ValueError(
+                    f"{self}: expected '{name}' to be a 2-D tensor of shape "
+                    f"(num_nodes, in_channels) (got shape "
+                    f"{tuple(value.shape)})")
+            if channels > 0 and value.size(-1) != channels:
+                raise ValueError(
+                    f"{self}: expected '{name}' to have {channels} channels "
+                    f"(in_channels) in its last dimension (got "
+                    f"{value.size(-1)}, shape {tuple(value.shape)}); the "
+                    f"previous layer's output size must match this layer's "
+                    f"in_channels")
+
+    @staticmethod
+    def _check_edge_index(edge_index: Adj):
+        # Sparse adjacency matrices (torch.sparse, SparseTensor) are checked
+        # by MessagePassing; GATConv's self-loop handling would otherwise
+        # fail on a malformed dense edge_index with an unrelated message.
+        if not isinstance(edge_index, Tensor) or (edge_index.layout !=
+                                                  torch.strided):
+            return
+        if edge_index.is_floating_point() or edge_index.is_complex() or (
+                edge_index.dtype == torch.bool):
+            raise ValueError(f"Expected 'edge_index' to be of integer type "
+                             f"(torch.long) (got '{edge_index.dtype}')")
+        if edge_index.dim() != 2 or edge_index.size(0) != 2:
+            hint = ("; for a (num_edges, 2) list of pairs pass "
+                    "'edge_index.t()'" if edge_index.dim() == 2
+                    and edge_index.size(1) == 2 else '')
+            raise ValueError(f"Expected 'edge_index' of shape (2, num_edges) "
+                             f"(got shape {tuple(edge_index.shape)}){hint}")
+
+    def _sample_key_query(self, x: Union[Tensor, OptPairTensor]):
+        # When sources and targets are the same nodes, one node sample gives
+        # both the keys and the queries (as all tokens do in the paper):
+        x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
+        src_sample = self._sample_rows(x_src)
+        if x_dst is x_src:
+            dst_sample = src_sample
+        else:
+            dst_sample = None if x_dst is None else self._sample_rows(x_dst)
+        # Projecting only the sampled rows costs O(m) and holds O(H * m * C):
+        self._key_sample, self._query_sample = self.key_query(
+            (src_sample, dst_sample))
+
+    def _sample_rows(self, x: Tensor) -> Tensor:
+        index = sample_rows(x.size(0), self.num_samples, x.device)
+        return x if index is None else select_rows(x, index)
+
+    def get_alignment_loss(self) -> Tensor:
+        r"""The divergence between the query and key samples of the last
+        training forward pass, averaged over heads (0-dim). :obj:`0.` in
+        evaluation mode, with :obj:`divergence=None`, or when the last forward
+        pass had no queries or no keys."""
+        key, query = self._key_sample, self._query_sample
+        if (not self.training or self.divergence is None or key is None
+                or query is None or key.size(0) == 0 or query.size(0) == 0):
+            return next(self.parameters()).new_zeros(())
+        return self.divergence(query.transpose(0, 1),
+                               key.transpose(0, 1)).mean()
+
+    def __getstate__(self):
+        # The samples hold autograd graphs, which cannot be copied or pickled:
+        state = self.__dict__.copy()
+        state['_key_sample'] = state['_query_sample'] = None
+        return state
+
+
+class AlignedGATConv(AlignedAttention, GATConv):
     r"""The graph attentional operator from the `"Graph Attention Networks"
     <https://arxiv.org/abs/1710.10903>`_ paper with alignment attention from
     the `"Alignment Attention by Matching Key and Query Distributions"
@@ -170,30 +323,12 @@ class AlignedGATConv(GATConv):
         adversary_channels: int = 32,
         **kwargs,
     ):
-        if not isinstance(heads, int) or heads <= 0:
-            raise ValueError(f"'heads' must be a positive integer "
-                             f"(got {heads!r})")
-        if not isinstance(num_samples, int) or num_samples < 2:
-            raise ValueError(f"'num_samples' must be an integer >= 2 "
-                             f"(got {num_samples!r})")
-        _check_rho(rho)
-        if not (divergence is None or isinstance(divergence, Module)):
-            divergence = resolve_divergence(divergence, heads, out_channels,
-                                            rho, adversary_channels)
+        divergence = self._resolve(divergence, heads, out_channels,
+                                   num_samples, rho, adversary_channels)
         super().__init__(in_channels, out_channels, heads, concat,
                          negative_slope, dropout, add_self_loops, edge_dim,
                          fill_value, bias, residual, **kwargs)
-        self.divergence = divergence
-        self.num_samples = num_samples
-        self.rho = rho
-        self._key_sample: Optional[Tensor] = None
-        self._query_sample: Optional[Tensor] = None
-
-    def reset_parameters(self):
-        super().reset_parameters()
-        if getattr(self, 'divergence', None) is not None and hasattr(
-                self.divergence, 'reset_parameters'):
-            self.divergence.reset_parameters()
+        self._init_alignment(divergence, num_samples, rho)
 
     def key_query(
         self,
@@ -224,6 +359,11 @@ class AlignedGATConv(GATConv):
             h_dst = lin_dst(x_dst).view(-1, H, C)
         return h_src * self.att_src, h_dst * self.att_dst
 
+    def _input_linears(self) -> Tuple[Module, Module]:
+        if self.lin is not None:
+            return self.lin, self.lin
+        return self.lin_src, self.lin_dst
+
     def forward(
         self,
         x: Union[Tensor, OptPairTensor],
@@ -241,103 +381,212 @@ class AlignedGATConv(GATConv):
         dense :obj:`edge_index` that is not an integer tensor of shape
         :obj:`(2, E)` (shape and dtype checks only: no host
         synchronization)."""
-        self._check_features(x)
-        self._check_edge_index(edge_index)
-        out = super().forward(x, edge_index, edge_attr, size,
-                              return_attention_weights)
-        if self.training and self.divergence is not None:
-            self._sample_key_query(x)
-        else:
-            self._key_sample = self._query_sample = None
-        return out
+        return self._aligned_forward(x, edge_index, edge_attr, size,
+                                     return_attention_weights)
 
-    def _check_features(self, x: Union[Tensor, OptPairTensor]):
-        # The linear layers know the sizes, lazy ones after their first call:
-        if self.lin is not None:
-            in_src = in_dst = self.lin.in_channels
-        else:
-            in_src, in_dst = self.lin_src.in_channels, self.lin_dst.in_channels
-        if isinstance(x, Tensor):
-            pairs = [('x', x, in_src)]
-        else:
-            pairs = [('x[0]', x[0], in_src), ('x[1]', x[1], in_dst)]
-        for name, value, channels in pairs:
-            if value is None:
-                continue
-            if value.dim() != 2:
-                raise ValueError(
-                    f"{self}: expected '{name}' to be a 2-D tensor of shape "
-                    f"(num_nodes, in_channels) (got shape "
-                    f"{tuple(value.shape)})")
-            if channels > 0 and value.size(-1) != channels:
-                raise ValueError(
-                    f"{self}: expected '{name}' to have {channels} channels "
-                    f"(in_channels) in its last dimension (got "
-                    f"{value.size(-1)}, shape {tuple(value.shape)}); the "
-                    f"previous layer's output size must match this layer's "
-                    f"in_channels")
 
-    @staticmethod
-    def _check_edge_index(edge_index: Adj):
-        # Sparse adjacency matrices (torch.sparse, SparseTensor) are checked
-        # by MessagePassing; GATConv's self-loop handling would otherwise
-        # fail on a malformed dense edge_index with an unrelated message.
-        if not isinstance(edge_index, Tensor) or (edge_index.layout !=
-                                                  torch.strided):
-            return
-        if edge_index.is_floating_point() or edge_index.is_complex() or (
-                edge_index.dtype == torch.bool):
-            raise ValueError(f"Expected 'edge_index' to be of integer type "
-                             f"(torch.long) (got '{edge_index.dtype}')")
-        if edge_index.dim() != 2 or edge_index.size(0) != 2:
-            hint = ("; for a (num_edges, 2) list of pairs pass "
-                    "'edge_index.t()'" if edge_index.dim() == 2
-                    and edge_index.size(1) == 2 else '')
-            raise ValueError(f"Expected 'edge_index' of shape (2, num_edges) "
-                             f"(got shape {tuple(edge_index.shape)}){hint}")
+class AlignedGATv2Conv(AlignedAttention, GATv2Conv):
+    r"""The GATv2 operator from the `"How Attentive are Graph Attention
+    Networks?" <https://arxiv.org/abs/2105.14491>`_ paper with alignment
+    attention (see :class:`AlignedGATConv`).
 
-    def _sample_key_query(self, x: Union[Tensor, OptPairTensor]):
-        # When sources and targets are the same nodes, one node sample gives
-        # both the keys and the queries (as all tokens do in the paper):
+    The forward pass is exactly :class:`~torch_geometric.nn.conv.GATv2Conv`'s,
+    which scores an edge :math:`j \rightarrow i` in head :math:`h` as
+    :math:`\mathbf{a}^{h\top} \mathrm{LeakyReLU}(\mathbf{k}^h_j +
+    \mathbf{q}^h_i)` with the per-head source and target transforms as key
+    and query:
+
+    .. math::
+        \mathbf{k}^h_j = \mathbf{\Theta}^h_{s} \mathbf{x}_j, \qquad
+        \mathbf{q}^h_i = \mathbf{\Theta}^h_{t} \mathbf{x}_i.
+
+    With :obj:`share_weights=True` both use the same transform, so on a graph
+    whose keys and queries are sampled from the same nodes the divergence
+    is zero: alignment is only meaningful with separate weights (the
+    default) or bipartite inputs.
+
+    Args:
+        in_channels, out_channels, heads, concat, negative_slope, dropout,
+        add_self_loops, edge_dim, fill_value, bias, share_weights, residual:
+            As in :class:`~torch_geometric.nn.conv.GATv2Conv`.
+        divergence (str or torch.nn.Module, optional): The divergence between
+            queries and keys, as in :class:`AlignedGATConv`.
+            (default: :obj:`"ct"`)
+        num_samples (int, optional): Maximum number of keys and of queries
+            sampled per forward pass. (default: :obj:`256`)
+        rho (float, optional): Weight of the forward (query-to-key) transport
+            of :obj:`"ct"`. (default: :obj:`0.5`)
+        adversary_channels (int, optional): Width of the adversary of
+            :obj:`"ct"` or :obj:`"adversarial"`. (default: :obj:`32`)
+        **kwargs (optional): Additional arguments of
+            :class:`torch_geometric.nn.conv.MessagePassing`.
+
+    Shapes:
+        As :class:`~torch_geometric.nn.conv.GATv2Conv`; the alignment loss
+        is 0-dim.
+    """
+    def __init__(
+        self,
+        in_channels: Union[int, Tuple[int, int]],
+        out_channels: int,
+        heads: int = 1,
+        concat: bool = True,
+        negative_slope: float = 0.2,
+        dropout: float = 0.0,
+        add_self_loops: bool = True,
+        edge_dim: Optional[int] = None,
+        fill_value: Union[float, Tensor, str] = 'mean',
+        bias: bool = True,
+        share_weights: bool = False,
+        residual: bool = False,
+        *,
+        divergence: Union[str, Module, None] = 'ct',
+        num_samples: int = 256,
+        rho: float = 0.5,
+        adversary_channels: int = 32,
+        **kwargs,
+    ):
+        divergence = self._resolve(divergence, heads, out_channels,
+                                   num_samples, rho, adversary_channels)
+        super().__init__(in_channels, out_channels, heads, concat,
+                         negative_slope, dropout, add_self_loops, edge_dim,
+                         fill_value, bias, share_weights, residual, **kwargs)
+        self._init_alignment(divergence, num_samples, rho)
+
+    def key_query(
+        self,
+        x: Union[Tensor, OptPairTensor],
+    ) -> Tuple[Tensor, Optional[Tensor]]:
+        r"""Returns the per-head keys :math:`\mathbf{\Theta}_s
+        \mathbf{x}_j` of shape :math:`(|\mathcal{V}_s|, H, C)` and queries
+        :math:`\mathbf{\Theta}_t \mathbf{x}_i` of shape
+        :math:`(|\mathcal{V}_t|, H, C)` (:obj:`None` without target
+        features)."""
+        H, C = self.heads, self.out_channels
         x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
-        src_sample = self._sample_rows(x_src)
-        if x_dst is x_src:
-            dst_sample = src_sample
-        else:
-            dst_sample = None if x_dst is None else self._sample_rows(x_dst)
-        # Projecting only the sampled rows costs O(m) and holds O(H * m * C):
-        self._key_sample, self._query_sample = self.key_query(
-            (src_sample, dst_sample))
+        key = self.lin_l(x_src).view(-1, H, C)
+        if x_dst is None:
+            return key, None
+        if x_dst is x_src and self.share_weights:
+            return key, key
+        return key, self.lin_r(x_dst).view(-1, H, C)
 
-    def _sample_rows(self, x: Tensor) -> Tensor:
-        index = sample_rows(x.size(0), self.num_samples, x.device)
-        return x if index is None else select_rows(x, index)
+    def _input_linears(self) -> Tuple[Module, Module]:
+        return self.lin_l, self.lin_r
 
-    def get_alignment_loss(self) -> Tensor:
-        r"""The divergence between the query and key samples of the last
-        training forward pass, averaged over heads (0-dim). :obj:`0.` in
-        evaluation mode, with :obj:`divergence=None`, or when the last forward
-        pass had no queries or no keys."""
-        key, query = self._key_sample, self._query_sample
-        if (not self.training or self.divergence is None or key is None
-                or query is None or key.size(0) == 0 or query.size(0) == 0):
-            return self.att_src.new_zeros(())
-        return self.divergence(query.transpose(0, 1),
-                               key.transpose(0, 1)).mean()
+    def forward(
+        self,
+        x: Union[Tensor, OptPairTensor],
+        edge_index: Adj,
+        edge_attr: OptTensor = None,
+        return_attention_weights: Optional[bool] = None,
+    ):
+        r"""Runs :meth:`GATv2Conv.forward` and keeps the samples of keys and
+        queries, with the checks of :meth:`AlignedGATConv.forward`."""
+        return self._aligned_forward(x, edge_index, edge_attr,
+                                     return_attention_weights)
 
-    def __getstate__(self):
-        # The samples hold autograd graphs, which cannot be copied or pickled:
-        state = self.__dict__.copy()
-        state['_key_sample'] = state['_query_sample'] = None
-        return state
+
+class AlignedTransformerConv(AlignedAttention, TransformerConv):
+    r"""The graph transformer operator from the `"Masked Label Prediction:
+    Unified Message Passing Model for Semi-Supervised Classification"
+    <https://arxiv.org/abs/2009.03509>`_ paper with alignment attention (see
+    :class:`AlignedGATConv`).
+
+    The forward pass is exactly
+    :class:`~torch_geometric.nn.conv.TransformerConv`'s, which scores an edge
+    :math:`j \rightarrow i` in head :math:`h` as
+    :math:`\langle \mathbf{q}^h_i, \mathbf{k}^h_j \rangle / \sqrt{C}`
+    with its own query and key projections:
+
+    .. math::
+        \mathbf{k}^h_j = \mathbf{W}^h_{\textrm{key}} \mathbf{x}_j,
+        \qquad
+        \mathbf{q}^h_i = \mathbf{W}^h_{\textrm{query}} \mathbf{x}_i.
+
+    Args:
+        in_channels, out_channels, heads, concat, beta, dropout, edge_dim,
+        bias, root_weight: As in
+            :class:`~torch_geometric.nn.conv.TransformerConv`.
+        divergence (str or torch.nn.Module, optional): The divergence between
+            queries and keys, as in :class:`AlignedGATConv`.
+            (default: :obj:`"ct"`)
+        num_samples (int, optional): Maximum number of keys and of queries
+            sampled per forward pass. (default: :obj:`256`)
+        rho (float, optional): Weight of the forward (query-to-key) transport
+            of :obj:`"ct"`. (default: :obj:`0.5`)
+        adversary_channels (int, optional): Width of the adversary of
+            :obj:`"ct"` or :obj:`"adversarial"`. (default: :obj:`32`)
+        **kwargs (optional): Additional arguments of
+            :class:`torch_geometric.nn.conv.MessagePassing`.
+
+    Shapes:
+        As :class:`~torch_geometric.nn.conv.TransformerConv`; the alignment
+        loss is 0-dim.
+    """
+    def __init__(
+        self,
+        in_channels: Union[int, Tuple[int, int]],
+        out_channels: int,
+        heads: int = 1,
+        concat: bool = True,
+        beta: bool = False,
+        dropout: float = 0.,
+        edge_dim: Optional[int] = None,
+        bias: bool = True,
+        root_weight: bool = True,
+        *,
+        divergence: Union[str, Module, None] = 'ct',
+        num_samples: int = 256,
+        rho: float = 0.5,
+        adversary_channels: int = 32,
+        **kwargs,
+    ):
+        divergence = self._resolve(divergence, heads, out_channels,
+                                   num_samples, rho, adversary_channels)
+        super().__init__(in_channels, out_channels, heads, concat, beta,
+                         dropout, edge_dim, bias, root_weight, **kwargs)
+        self._init_alignment(divergence, num_samples, rho)
+
+    def key_query(
+        self,
+        x: Union[Tensor, OptPairTensor],
+    ) -> Tuple[Tensor, Optional[Tensor]]:
+        r"""Returns the per-head keys :math:`\mathbf{W}_{\textrm{key}}
+        \mathbf{x}_j` of shape :math:`(|\mathcal{V}_s|, H, C)` and queries
+        :math:`\mathbf{W}_{\textrm{query}} \mathbf{x}_i` of shape
+        :math:`(|\mathcal{V}_t|, H, C)` (:obj:`None` without target
+        features)."""
+        H, C = self.heads, self.out_channels
+        x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
+        key = self.lin_key(x_src).view(-1, H, C)
+        if x_dst is None:
+            return key, None
+        return key, self.lin_query(x_dst).view(-1, H, C)
+
+    def _input_linears(self) -> Tuple[Module, Module]:
+        return self.lin_key, self.lin_query
+
+    def forward(
+        self,
+        x: Union[Tensor, OptPairTensor],
+        edge_index: Adj,
+        edge_attr: OptTensor = None,
+        return_attention_weights: Optional[bool] = None,
+    ):
+        r"""Runs :meth:`TransformerConv.forward` and keeps the samples of
+        keys and queries, with the checks of :meth:`AlignedGATConv.forward`.
+        """
+        return self._aligned_forward(x, edge_index, edge_attr,
+                                     return_attention_weights)
 
 
 def alignment_loss(model: Module) -> Tensor:
-    r"""The sum of :meth:`AlignedGATConv.get_alignment_loss` over every
+    r"""The sum of :meth:`~AlignedAttention.get_alignment_loss` over every
     aligned layer in :obj:`model` (0-dim; :obj:`0.` if there is none)."""
     losses = [
         module.get_alignment_loss() for module in model.modules()
-        if isinstance(module, AlignedGATConv)
+        if isinstance(module, AlignedAttention)
     ]
     if not losses:
         param = next(model.parameters(), None)

@@ -1,32 +1,67 @@
 import copy
+from typing import Dict
 
 from torch.nn import Module
 
-from torch_geometric.nn import GATConv
+from torch_geometric.nn import GATConv, GATv2Conv, TransformerConv
 
-from align_gnn.conv import AlignedGATConv
+from align_gnn.conv import (
+    AlignedAttention,
+    AlignedGATConv,
+    AlignedGATv2Conv,
+    AlignedTransformerConv,
+)
 
 
-def _aligned_gat_conv(conv: GATConv, **align_kwargs) -> AlignedGATConv:
-    aligned = AlignedGATConv(
+def _gat_args(conv: GATConv) -> Dict:
+    return dict(negative_slope=conv.negative_slope,
+                add_self_loops=conv.add_self_loops, edge_dim=conv.edge_dim,
+                fill_value=conv.fill_value, residual=conv.res is not None)
+
+
+def _gatv2_args(conv: GATv2Conv) -> Dict:
+    return dict(_gat_args(conv), share_weights=conv.share_weights)
+
+
+def _transformer_args(conv: TransformerConv) -> Dict:
+    return dict(beta=conv.beta, edge_dim=conv.edge_dim,
+                root_weight=conv.root_weight)
+
+
+# Exact layer type -> (aligned type, its type-specific arguments):
+ALIGNED = {
+    GATConv: (AlignedGATConv, _gat_args),
+    GATv2Conv: (AlignedGATv2Conv, _gatv2_args),
+    TransformerConv: (AlignedTransformerConv, _transformer_args),
+}
+
+
+def _has_bias(conv: Module) -> bool:
+    if isinstance(conv, TransformerConv):
+        return conv.lin_key.bias is not None
+    if isinstance(conv, GATv2Conv):
+        return conv.lin_l.bias is not None
+    return conv.bias is not None
+
+
+def _aligned(conv: Module, **align_kwargs) -> AlignedAttention:
+    aligned_type, specific_args = ALIGNED[type(conv)]
+    aligned = aligned_type(
         conv.in_channels,
         conv.out_channels,
         heads=conv.heads,
         concat=conv.concat,
-        negative_slope=conv.negative_slope,
         dropout=conv.dropout,
-        add_self_loops=conv.add_self_loops,
-        edge_dim=conv.edge_dim,
-        fill_value=conv.fill_value,
-        bias=conv.bias is not None,
-        residual=conv.res is not None,
+        bias=_has_bias(conv),
         aggr=copy.deepcopy(conv.aggr_module),
         flow=conv.flow,
         decomposed_layers=conv.decomposed_layers,
+        **specific_args(conv),
         **align_kwargs,
     )
     aligned.aggr = conv.aggr
-    aligned.to(conv.att_src.device, conv.att_src.dtype)
+    param = next(conv.parameters())
+    aligned.to(param.device, param.dtype)
     missing, unexpected = aligned.load_state_dict(conv.state_dict(),
                                                   strict=False)
     assert not unexpected and all(
@@ -35,24 +70,28 @@ def _aligned_gat_conv(conv: GATConv, **align_kwargs) -> AlignedGATConv:
 
 
 def convert(model: Module, **align_kwargs) -> Module:
-    r"""Replaces every :class:`~torch_geometric.nn.conv.GATConv` inside
-    :obj:`model` by an :class:`~align_gnn.AlignedGATConv` with the same
+    r"""Replaces every :class:`~torch_geometric.nn.conv.GATConv`,
+    :class:`~torch_geometric.nn.conv.GATv2Conv` and
+    :class:`~torch_geometric.nn.conv.TransformerConv` inside :obj:`model` by
+    its aligned counterpart (:class:`~align_gnn.AlignedGATConv`,
+    :class:`~align_gnn.AlignedGATv2Conv`,
+    :class:`~align_gnn.AlignedTransformerConv`) with the same
     configuration, weights, device, dtype and training mode, so that the
     converted model computes the same outputs.
 
     The replacement happens in place (deep-copy :obj:`model` first to keep
-    the original); the model is returned. Only exact :class:`GATConv`
-    instances are replaced: subclasses, which may change its behaviour, and
+    the original); the model is returned. Only exact instances of the three
+    types are replaced: subclasses, which may change their behaviour, and
     layers that are already aligned are left as they are.
 
     Args:
         model (torch.nn.Module): Any module, e.g. a trained GAT.
-        **align_kwargs (optional): Keyword arguments of
-            :class:`~align_gnn.AlignedGATConv` (:obj:`divergence`,
-            :obj:`num_samples`, :obj:`rho`, :obj:`adversary_channels`).
+        **align_kwargs (optional): Keyword arguments of the aligned layers
+            (:obj:`divergence`, :obj:`num_samples`, :obj:`rho`,
+            :obj:`adversary_channels`).
     """
-    if type(model) is GATConv:
-        return _aligned_gat_conv(model, **align_kwargs)
+    if type(model) in ALIGNED:
+        return _aligned(model, **align_kwargs)
     for name, child in model.named_children():
         setattr(model, name, convert(child, **align_kwargs))
     return model

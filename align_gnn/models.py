@@ -9,12 +9,29 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, ModuleList
 
-from torch_geometric.nn import GATConv, GATv2Conv, SuperGATConv
+from torch_geometric.nn import (
+    GATConv,
+    GATv2Conv,
+    SuperGATConv,
+    TransformerConv,
+)
 
-from align_gnn.conv import AlignedGATConv, quiet_sparse_csr
+from align_gnn.conv import (
+    AlignedAttention,
+    AlignedGATConv,
+    AlignedGATv2Conv,
+    AlignedTransformerConv,
+    quiet_sparse_csr,
+)
 from align_gnn.divergences import DIVERGENCES
 
 METHODS = ('none', *DIVERGENCES, 'gatv2', 'supergat')
+# The attention layer (plain, aligned) of each `conv` choice:
+CONVS = {
+    'gat': (GATConv, AlignedGATConv),
+    'gatv2': (GATv2Conv, AlignedGATv2Conv),
+    'transformer': (TransformerConv, AlignedTransformerConv),
+}
 
 
 def dropout_features(x: Tensor, p: float, training: bool) -> Tensor:
@@ -72,20 +89,28 @@ class GAT(torch.nn.Module):
         return self.conv2(x, edge_index)
 
 
-def layer_factory(method: str, num_samples: int = 256,
-                  rho: float = 0.5) -> Callable:
-    r"""The attention layer of :obj:`method`: :obj:`"none"`
-    (:class:`~torch_geometric.nn.conv.GATConv`), an alignment divergence
-    (:obj:`"ct"`, :obj:`"adversarial"`, :obj:`"sinkhorn"`, :obj:`"mmd"`;
-    :class:`~align_gnn.AlignedGATConv`), :obj:`"gatv2"`
-    (:class:`~torch_geometric.nn.conv.GATv2Conv`) or :obj:`"supergat"`
-    (:class:`~torch_geometric.nn.conv.SuperGATConv` as in PyG's
-    `examples/super_gat.py`)."""
+def layer_factory(method: str, num_samples: int = 256, rho: float = 0.5,
+                  conv: str = 'gat') -> Callable:
+    r"""The attention layer of :obj:`method`: :obj:`"none"` (the plain
+    :obj:`conv` layer: :obj:`"gat"`
+    :class:`~torch_geometric.nn.conv.GATConv`, :obj:`"gatv2"`
+    :class:`~torch_geometric.nn.conv.GATv2Conv` or :obj:`"transformer"`
+    :class:`~torch_geometric.nn.conv.TransformerConv`), an alignment
+    divergence (:obj:`"ct"`, :obj:`"adversarial"`, :obj:`"sinkhorn"`,
+    :obj:`"mmd"`: the aligned :obj:`conv` layer, e.g.
+    :class:`~align_gnn.AlignedGATConv`), or a peer whatever :obj:`conv`:
+    :obj:`"gatv2"` (:class:`~torch_geometric.nn.conv.GATv2Conv`) or
+    :obj:`"supergat"` (:class:`~torch_geometric.nn.conv.SuperGATConv` as in
+    PyG's `examples/super_gat.py`)."""
+    if conv not in CONVS:
+        raise ValueError(f"Unknown layer type {conv!r} (choose from "
+                         f"{', '.join(CONVS)})")
+    plain, aligned = CONVS[conv]
     if method == 'none':
-        return GATConv
+        return plain
     if method in DIVERGENCES:
-        return partial(AlignedGATConv, divergence=method,
-                       num_samples=num_samples, rho=rho)
+        return partial(aligned, divergence=method, num_samples=num_samples,
+                       rho=rho)
     if method == 'gatv2':
         return GATv2Conv
     if method == 'supergat':
@@ -97,14 +122,14 @@ def layer_factory(method: str, num_samples: int = 256,
 
 def build_model(method: str, in_channels: int, out_channels: int,
                 output_heads: int = 1, num_samples: int = 256,
-                rho: float = 0.5) -> GAT:
-    r"""The :class:`GAT` with the layers of :obj:`method` (see
-    :func:`layer_factory`); :obj:`"supergat"` always has 8 output heads, as
-    in PyG's `examples/super_gat.py`."""
-    conv = layer_factory(method, num_samples, rho)
+                rho: float = 0.5, conv: str = 'gat') -> GAT:
+    r"""The :class:`GAT` with the layers of :obj:`method` and :obj:`conv`
+    (see :func:`layer_factory`); :obj:`"supergat"` always has 8 output
+    heads, as in PyG's `examples/super_gat.py`."""
+    layer = layer_factory(method, num_samples, rho, conv)
     if method == 'supergat':
         output_heads = 8
-    return GAT(in_channels, out_channels, conv, output_heads=output_heads)
+    return GAT(in_channels, out_channels, layer, output_heads=output_heads)
 
 
 def num_parameters(model: torch.nn.Module) -> int:
@@ -179,17 +204,19 @@ class ArxivGAT(torch.nn.Module):
 
 def build_arxiv_model(method: str, in_channels: int, out_channels: int,
                       num_samples: int = 256, rho: float = 0.5,
-                      **kwargs) -> ArxivGAT:
-    r"""The :class:`ArxivGAT` with the layers of :obj:`method` (see
-    :func:`layer_factory`); :obj:`kwargs` go to :class:`ArxivGAT`."""
+                      conv: str = 'gat', **kwargs) -> ArxivGAT:
+    r"""The :class:`ArxivGAT` with the layers of :obj:`method` and
+    :obj:`conv` (see :func:`layer_factory`); :obj:`kwargs` go to
+    :class:`ArxivGAT`."""
     return ArxivGAT(in_channels, out_channels,
-                    layer_factory(method, num_samples, rho), **kwargs)
+                    layer_factory(method, num_samples, rho, conv), **kwargs)
 
 
 def num_layers(model: torch.nn.Module) -> int:
     r"""The number of message passing layers of :obj:`model` (the depth of
     a neighbour sample)."""
-    return sum(isinstance(module, (GATConv, GATv2Conv, SuperGATConv))
+    return sum(isinstance(module, (GATConv, GATv2Conv, SuperGATConv,
+                                   TransformerConv))
                for module in model.modules())
 
 
@@ -198,5 +225,6 @@ def adversary_parameters(model: torch.nn.Module) -> int:
     navigators, discriminators) of the aligned layers in :obj:`model`."""
     return sum(
         p.numel() for module in model.modules()
-        if isinstance(module, AlignedGATConv) and module.divergence is not None
+        if isinstance(module, AlignedAttention)
+        and module.divergence is not None
         for p in module.divergence.parameters() if p.requires_grad)

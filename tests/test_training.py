@@ -294,6 +294,12 @@ BAD_FLAGS = [
     (['--dataset', 'pubmed', '--root', '{empty}'], '--root'),
     (['--out', '{empty}/file.txt/r.json'], '--out'),
     (['--out', '{empty}'], '--out'),
+    (['--batch-size', '0'], '--batch-size'),
+    (['--fanout', '10,0'], '--fanout'),
+    (['--attack', 'nettack'], '--attack'),
+    (['--budgets', '0.1,2'], '--budgets'),
+    (['--attack-epochs', '0'], '--attack-epochs'),
+    (['--plot-dir', '{empty}/file.txt'], '--plot-dir'),
 ]
 if not torch.cuda.is_available():
     BAD_FLAGS.append((['--device', 'cuda'], '--device'))
