@@ -154,6 +154,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--rho', type=_number(float, 'a number in [0, 1]',
                               lambda v: 0 <= v <= 1), default=0.5,
         help='forward (query-to-key) transport weight of ct')
+    parser.add_argument(
+        '--adversary-channels', type=positive_int, default=32, metavar='W',
+        help='width of the adversaries (ct critic and navigator, '
+        'adversarial discriminator)')
+    parser.add_argument(
+        '--adversary-lr-scale', type=_number(float, 'a number > 0',
+                                             lambda v: v > 0), default=1.0,
+        help="the adversaries' learning rate is --lr times this")
     parser.add_argument('--runs', type=positive_int, default=10,
                         help='number of seeds per method')
     parser.add_argument(
@@ -258,7 +266,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             patience=args.patience, lr=args.lr,
             weight_decay=args.weight_decay, device=args.device,
             features=args.features, batch_size=args.batch_size,
-            fanout=args.fanout, conv=args.conv, label_attr=args.label_attr,
+            fanout=args.fanout, conv=args.conv,
+            adversary_channels=args.adversary_channels,
+            adversary_lr_scale=args.adversary_lr_scale,
+            label_attr=args.label_attr,
             feature_attr=args.feature_attr,
             node_attributes=args.node_attributes, split=args.split,
             attack=args.attack,

@@ -2,12 +2,12 @@ r"""The models: the two-layer GAT of PyG's `examples/gat.py` for Planetoid
 and a deeper GAT for ogbn-arxiv, with plain, aligned or peer attention
 layers."""
 from functools import partial
-from typing import Callable
+from typing import Callable, List
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn import BatchNorm1d, Linear, ModuleList
+from torch.nn import BatchNorm1d, Linear, ModuleList, Parameter
 
 from torch_geometric.nn import (
     GATConv,
@@ -90,7 +90,7 @@ class GAT(torch.nn.Module):
 
 
 def layer_factory(method: str, num_samples: int = 256, rho: float = 0.5,
-                  conv: str = 'gat') -> Callable:
+                  conv: str = 'gat', adversary_channels: int = 32) -> Callable:
     r"""The attention layer of :obj:`method`: :obj:`"none"` (the plain
     :obj:`conv` layer: :obj:`"gat"`
     :class:`~torch_geometric.nn.conv.GATConv`, :obj:`"gatv2"`
@@ -110,7 +110,7 @@ def layer_factory(method: str, num_samples: int = 256, rho: float = 0.5,
         return plain
     if method in DIVERGENCES:
         return partial(aligned, divergence=method, num_samples=num_samples,
-                       rho=rho)
+                       rho=rho, adversary_channels=adversary_channels)
     if method == 'gatv2':
         return GATv2Conv
     if method == 'supergat':
@@ -122,11 +122,12 @@ def layer_factory(method: str, num_samples: int = 256, rho: float = 0.5,
 
 def build_model(method: str, in_channels: int, out_channels: int,
                 output_heads: int = 1, num_samples: int = 256,
-                rho: float = 0.5, conv: str = 'gat') -> GAT:
+                rho: float = 0.5, conv: str = 'gat',
+                adversary_channels: int = 32) -> GAT:
     r"""The :class:`GAT` with the layers of :obj:`method` and :obj:`conv`
     (see :func:`layer_factory`); :obj:`"supergat"` always has 8 output
     heads, as in PyG's `examples/super_gat.py`."""
-    layer = layer_factory(method, num_samples, rho, conv)
+    layer = layer_factory(method, num_samples, rho, conv, adversary_channels)
     if method == 'supergat':
         output_heads = 8
     return GAT(in_channels, out_channels, layer, output_heads=output_heads)
@@ -204,12 +205,14 @@ class ArxivGAT(torch.nn.Module):
 
 def build_arxiv_model(method: str, in_channels: int, out_channels: int,
                       num_samples: int = 256, rho: float = 0.5,
-                      conv: str = 'gat', **kwargs) -> ArxivGAT:
+                      conv: str = 'gat', adversary_channels: int = 32,
+                      **kwargs) -> ArxivGAT:
     r"""The :class:`ArxivGAT` with the layers of :obj:`method` and
     :obj:`conv` (see :func:`layer_factory`); :obj:`kwargs` go to
     :class:`ArxivGAT`."""
     return ArxivGAT(in_channels, out_channels,
-                    layer_factory(method, num_samples, rho, conv), **kwargs)
+                    layer_factory(method, num_samples, rho, conv,
+                                  adversary_channels), **kwargs)
 
 
 def num_layers(model: torch.nn.Module) -> int:
@@ -220,11 +223,12 @@ def num_layers(model: torch.nn.Module) -> int:
                for module in model.modules())
 
 
-def adversary_parameters(model: torch.nn.Module) -> int:
-    r"""The number of trained parameters of the adversaries (critics,
-    navigators, discriminators) of the aligned layers in :obj:`model`."""
-    return sum(
-        p.numel() for module in model.modules()
+def adversary_parameters(model: torch.nn.Module) -> List[Parameter]:
+    r"""The trained parameters of the adversaries (critics, navigators,
+    discriminators) of the aligned layers in :obj:`model`."""
+    return [
+        p for module in model.modules()
         if isinstance(module, AlignedAttention)
         and module.divergence is not None
-        for p in module.divergence.parameters() if p.requires_grad)
+        for p in module.divergence.parameters() if p.requires_grad
+    ]

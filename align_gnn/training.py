@@ -120,11 +120,11 @@ def make_model(method: str, data: Data, config: 'Config') -> torch.nn.Module:
     if config.dataset == 'ogbn-arxiv':
         return build_arxiv_model(method, data.num_features, data.num_classes,
                                  config.align_samples, config.rho,
-                                 config.conv)
+                                 config.conv, config.adversary_channels)
     output_heads = default_hyperparameters(config.dataset)['output_heads']
     return build_model(method, data.num_features, data.num_classes,
                        output_heads, config.align_samples, config.rho,
-                       config.conv)
+                       config.conv, config.adversary_channels)
 
 
 # Training and evaluation #####################################################
@@ -307,6 +307,10 @@ class Config:
         conv (str): The attention layer of :obj:`"none"` and the aligned
             methods: :obj:`"gat"`, :obj:`"gatv2"` or :obj:`"transformer"`
             (see :func:`~align_gnn.models.layer_factory`).
+        adversary_channels (int): Width of the adversaries (CT's critic and
+            navigator, the discriminator).
+        adversary_lr_scale (float): The adversaries' learning rate is
+            :obj:`lr * adversary_lr_scale`.
         label_attr, feature_attr, node_attributes, split: For a graph
             file, see :func:`~align_gnn.data.load_graph_file` (the split is
             drawn with :obj:`seed`, the same for every run).
@@ -335,6 +339,8 @@ class Config:
     batch_size: Optional[int] = None
     fanout: Optional[Sequence[int]] = None
     conv: str = 'gat'
+    adversary_channels: int = 32
+    adversary_lr_scale: float = 1.0
     label_attr: str = 'label'
     feature_attr: Optional[Sequence[str]] = None
     node_attributes: Optional[str] = None
@@ -391,6 +397,10 @@ class Config:
                              "(--batch-size)")
         _require(self.conv in CONVS, 'conv', f'one of {tuple(CONVS)}',
                  self.conv)
+        _require(self.adversary_channels >= 1, 'adversary_channels', '>= 1',
+                 self.adversary_channels)
+        _require(self.adversary_lr_scale > 0, 'adversary_lr_scale', '> 0',
+                 self.adversary_lr_scale)
         self.split = [float(fraction) for fraction in self.split]
         if self.feature_attr is not None:
             self.feature_attr = list(self.feature_attr)
@@ -476,6 +486,22 @@ def run(data: Data, method: str, seed: int, config: Config,
     return fit(model, data, method, seed, config, progress, checkpoint)
 
 
+def make_optimizer(model: torch.nn.Module,
+                   config: Config) -> torch.optim.Optimizer:
+    r"""Adam over every parameter of :obj:`model` with :obj:`config.lr` and
+    :obj:`config.weight_decay`; the adversaries' parameters (see
+    :func:`~align_gnn.models.adversary_parameters`) form a second group with
+    the learning rate :obj:`config.lr * config.adversary_lr_scale`."""
+    adversary = adversary_parameters(model)
+    ids = {id(p) for p in adversary}
+    groups = [dict(params=[p for p in model.parameters() if id(p) not in ids])]
+    if adversary:
+        groups.append(dict(params=adversary,
+                           lr=config.lr * config.adversary_lr_scale))
+    return torch.optim.Adam(groups, lr=config.lr,
+                            weight_decay=config.weight_decay)
+
+
 def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
         config: Config, progress: bool = False,
         checkpoint: Optional['Checkpoint'] = None) -> RunResult:
@@ -507,8 +533,7 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
         model = DistributedDataParallel(
             module, device_ids=[device.index] if device.type == 'cuda' else
             None)
-    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr,
-                                 weight_decay=config.weight_decay)
+    optimizer = make_optimizer(module, config)
     align_weight = config.align_weight if method in DIVERGENCES else 0.0
 
     best_acc, best_nll, best_epoch, best_state = -1.0, math.inf, 0, None
@@ -569,7 +594,8 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
                      best_epoch=best_epoch, seconds=seconds,
                      seconds_per_epoch=seconds / epoch,
                      params=num_parameters(module),
-                     adversary_params=adversary_parameters(module),
+                     adversary_params=sum(
+                         p.numel() for p in adversary_parameters(module)),
                      history=dict(train_loss=train_loss,
                                   align_loss=align_loss, val_acc=val_accs),
                      calibration=metrics['test_bins'],

@@ -328,3 +328,23 @@ def test_bad_flag(bad_flag_runs, argv, flag):
     assert len(lines) == 1 and lines[0].startswith('error: ')
     assert flag in lines[0]
     assert not (empty / 'results').exists()
+
+
+def test_adversary_width_and_learning_rate():
+    config = training.Config(methods=['ct'], lr=0.01, adversary_channels=8,
+                             adversary_lr_scale=0.1)
+    graph = Data(x=torch.randn(5, 4), y=torch.tensor([0, 1, 0, 1, 0]))
+    graph.num_classes = 2
+    model = training.make_model('ct', graph, config)
+    adversary = training.adversary_parameters(model)
+    assert model.conv1.divergence.critic.weight1.size(-1) == 8
+    optimizer = training.make_optimizer(model, config)
+    main, second = optimizer.param_groups
+    assert main['lr'] == 0.01 and second['lr'] == pytest.approx(0.001)
+    assert {id(p) for p in second['params']} == {id(p) for p in adversary}
+    assert len(main['params']) + len(second['params']) == len(
+        list(model.parameters()))
+    plain = training.make_model('none', graph, config)
+    assert len(training.make_optimizer(plain, config).param_groups) == 1
+    with pytest.raises(ValueError, match="'adversary_lr_scale' must be > 0"):
+        training.Config(adversary_lr_scale=0)

@@ -1,0 +1,286 @@
+r"""Does alignment help? The side-by-side study on a Planetoid data set.
+
+1. Search (validation accuracy only): per divergence, a seeded random sample
+   of settings from SEARCH_SPACE (λ, m, ρ for ct, the adversary's width and
+   learning-rate scale for ct and adversarial), each on --search-seeds seeds
+   (100, 101, ...: not the final seeds); the best setting of a divergence has
+   the highest mean validation accuracy (test accuracy plays no part).
+2. Final: the divergence with the best search score against plain GAT on
+   --final-seeds paired seeds (0, 1, ...), every other divergence (its best
+   setting) and the peers gatv2 and supergat on --peer-seeds seeds.
+3. Writes <folder>/table.md (mean ± std, paired difference to GAT with
+   t-test and Wilcoxon p-values) and <folder>/chosen.json.
+
+Every finished run is appended at once to <folder>/runs.jsonl (flushed and
+synced); a rerun of the same command skips what is done, so the study may be
+stopped at any point. --workers N runs N processes (one thread each when
+N > 1); --measure-workers times one against two on the same runs.
+
+    python benchmarks/study.py --dataset cora --folder study/cora
+    python benchmarks/study.py --dataset cora --folder study/cora --workers 2
+    python benchmarks/study.py --dataset cora --measure-workers
+"""
+import argparse
+import itertools
+import json
+import os
+import os.path as osp
+import random
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
+from typing import Dict, Iterable, List, Tuple
+
+import numpy as np
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from align_gnn import training  # noqa: E402
+
+SEARCH_SPACE = {
+    'align_weight': [0.003, 0.01, 0.03, 0.1, 0.3, 1.0],
+    'align_samples': [64, 128, 256, 512],
+    'rho': [0.25, 0.5, 0.75],
+    'adversary_channels': [16, 32, 64],
+    'adversary_lr_scale': [0.1, 0.3, 1.0, 3.0],
+}
+USES = {  # the settings each divergence depends on
+    'ct': ('align_weight', 'align_samples', 'rho', 'adversary_channels',
+           'adversary_lr_scale'),
+    'adversarial': ('align_weight', 'align_samples', 'adversary_channels',
+                    'adversary_lr_scale'),
+    'sinkhorn': ('align_weight', 'align_samples'),
+    'mmd': ('align_weight', 'align_samples'),
+}
+SEARCH_SEED = 100
+PEERS = ('gatv2', 'supergat')
+
+Task = Tuple[str, str, Dict, int]  # stage, method, setting, seed
+
+
+def sample_settings(method: str, num: int, seed: int = 0) -> List[Dict]:
+    r"""Up to :obj:`num` distinct settings of :obj:`method`, drawn uniformly
+    from the product of the values it uses (all of them if fewer)."""
+    names = USES[method]
+    grid = list(itertools.product(*(SEARCH_SPACE[n] for n in names)))
+    picks = random.Random(f'{method}-{seed}').sample(grid,
+                                                     min(num, len(grid)))
+    return [dict(zip(names, values)) for values in picks]
+
+
+def task_key(task: Task) -> str:
+    return json.dumps(task, sort_keys=True)
+
+
+class Store:
+    r"""Finished runs in a JSON-lines file, one appended (and synced) per
+    run; a line cut short by a kill is ignored (and overwritten)."""
+    def __init__(self, path: str):
+        self.path = path
+        self.records: Dict[str, Dict] = {}
+        good = 0
+        if osp.isfile(path):
+            with open(path, 'rb') as f:
+                for line in f:
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        break
+                    self.records[record['key']] = record
+                    good += len(line)
+            if good < osp.getsize(path):
+                os.truncate(path, good)
+
+    def add(self, task: Task, result: Dict):
+        record = dict(key=task_key(task), stage=task[0], method=task[1],
+                      setting=task[2], seed=task[3], result=result)
+        os.makedirs(osp.dirname(osp.abspath(self.path)), exist_ok=True)
+        with open(self.path, 'a') as f:
+            f.write(json.dumps(record) + '\n')
+            f.flush()
+            os.fsync(f.fileno())
+        self.records[record['key']] = record
+
+    def result(self, task: Task) -> Dict:
+        return self.records[task_key(task)]['result']
+
+
+_graphs = {}
+
+
+def _init_worker(threads: int):
+    torch.set_num_threads(threads)
+
+
+def run_task(task: Task, dataset: str, root: str, epochs: int,
+             patience: int) -> Dict:
+    _, method, setting, seed = task
+    if dataset not in _graphs:
+        _graphs[dataset] = training.load_dataset(dataset, root)
+    config = training.Config(dataset, [method], runs=1, seed=seed,
+                             epochs=epochs, patience=patience, device='cpu',
+                             **setting)
+    result = asdict(training.run(_graphs[dataset], method, seed, config))
+    for bulky in ('history', 'calibration', 'keys_queries'):
+        result.pop(bulky)
+    return result
+
+
+def run_tasks(tasks: Iterable[Task], store: Store, args) -> int:
+    r"""Runs the tasks the store does not hold; returns how many ran."""
+    pending = [t for t in tasks if task_key(t) not in store.records]
+    if not pending:
+        return 0
+    threads = torch.get_num_threads() if args.workers == 1 else 1
+    with ProcessPoolExecutor(args.workers, initializer=_init_worker,
+                             initargs=(threads, )) as pool:
+        futures = {
+            pool.submit(run_task, task, args.dataset, args.root,
+                        args.epochs, args.patience): task
+            for task in pending
+        }
+        for done, future in enumerate(as_completed(futures), start=1):
+            task = futures[future]
+            store.add(task, future.result())
+            print(f'[{done}/{len(pending)}] {task[0]} {task[1]} seed '
+                  f'{task[3]} {task[2]}: val '
+                  f'{future.result()["val_acc"]:.3f}', flush=True)
+    return len(pending)
+
+
+def search_tasks(args) -> List[Task]:
+    return [('search', method, setting, SEARCH_SEED + s)
+            for method in args.methods
+            for setting in sample_settings(method, args.search_samples)
+            for s in range(args.search_seeds)]
+
+
+def best_settings(store: Store, args) -> Dict[str, Dict]:
+    r"""Per divergence: the setting with the highest mean validation
+    accuracy over the search seeds (ties: the first sampled) and that
+    score. Test accuracy plays no part."""
+    best = {}
+    for method in args.methods:
+        scores = []
+        for setting in sample_settings(method, args.search_samples):
+            val = [store.result(('search', method, setting,
+                                 SEARCH_SEED + s))['val_acc']
+                   for s in range(args.search_seeds)]
+            scores.append((float(np.mean(val)), setting))
+        score, setting = max(scores, key=lambda pair: pair[0])
+        best[method] = dict(setting=setting, val_acc=score)
+    return best
+
+
+def final_tasks(best: Dict[str, Dict], args) -> List[Task]:
+    winner = max(best, key=lambda m: best[m]['val_acc'])
+    tasks = [('final', method, setting, seed)
+             for seed in range(args.final_seeds)
+             for method, setting in (('none', {}),
+                                     (winner, best[winner]['setting']))]
+    tasks += [('final', method, best[method]['setting'], seed)
+              for method in best if method != winner
+              for seed in range(args.peer_seeds)]
+    tasks += [('final', peer, {}, seed) for peer in PEERS
+              for seed in range(args.peer_seeds)]
+    return tasks
+
+
+def table(tasks: List[Task], store: Store) -> Tuple[str, List[Dict]]:
+    by_method: Dict[str, Dict[int, Dict]] = {}
+    for task in tasks:
+        by_method.setdefault(task[1], {})[task[3]] = dict(
+            setting=task[2], **store.result(task))
+    ref = {seed: r['test_acc'] for seed, r in by_method['none'].items()}
+    lines = ['| method | setting | seeds | test acc | val acc | Δ test vs GAT '
+             '| t-test p | Wilcoxon p |', '| --- ' * 8 + '|']
+    rows = []
+    for method, runs in by_method.items():
+        test = [r['test_acc'] for r in runs.values()]
+        val = [r['val_acc'] for r in runs.values()]
+        pairs = [(r['test_acc'], ref[s]) for s, r in runs.items()
+                 if s in ref]
+        diff, t_p, w_p = training.paired_test(*zip(*pairs))
+        row = dict(method=method, setting=next(iter(runs.values()))[
+            'setting'], seeds=len(runs), test_mean=float(np.mean(test)),
+            test_std=float(np.std(test, ddof=1)) if len(test) > 1 else 0.0,
+            val_mean=float(np.mean(val)), diff=diff, ttest_p=t_p,
+            wilcoxon_p=w_p)
+        rows.append(row)
+        fmt = (lambda p: 'n/a' if p is None else f'{p:.3g}')
+        lines.append(
+            f'| {method} | {json.dumps(row["setting"])} | {len(runs)} | '
+            f'{100 * row["test_mean"]:.2f} ± {100 * row["test_std"]:.2f} | '
+            f'{100 * row["val_mean"]:.2f} | '
+            + ('ref' if method == 'none' else f'{100 * diff:+.2f}')
+            + f' | {fmt(t_p) if method != "none" else ""} | '
+            f'{fmt(w_p) if method != "none" else ""} |')
+    return '\n'.join(lines) + '\n', rows
+
+
+def measure_workers(args):
+    r"""The same runs with one process and with two, side by side."""
+    tasks = [('measure', 'ct', {}, 200 + s) for s in range(args.measure_runs)]
+    seconds = {}
+    for workers in (1, 2):
+        args.workers = workers
+        with tempfile.TemporaryDirectory() as folder:
+            store = Store(osp.join(folder, 'runs.jsonl'))
+            start = time.perf_counter()
+            run_tasks(tasks, store, args)
+            seconds[workers] = time.perf_counter() - start
+    print(f'{len(tasks)} ct runs: 1 process {seconds[1]:.1f} s, 2 processes '
+          f'{seconds[2]:.1f} s: two processes are '
+          f'{seconds[1] / seconds[2]:.2f}x as fast')
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--dataset', default='cora')
+    parser.add_argument('--root', help='data root')
+    parser.add_argument('--folder', default='study',
+                        help='where runs.jsonl, table.md, chosen.json go')
+    parser.add_argument('--methods', default='ct,adversarial,sinkhorn,mmd',
+                        type=lambda text: text.split(','))
+    parser.add_argument('--search-samples', type=int, default=16,
+                        help='settings sampled per divergence')
+    parser.add_argument('--search-seeds', type=int, default=3)
+    parser.add_argument('--final-seeds', type=int, default=30)
+    parser.add_argument('--peer-seeds', type=int, default=10)
+    parser.add_argument('--epochs', type=int, default=1000)
+    parser.add_argument('--patience', type=int, default=100)
+    parser.add_argument('--workers', type=int, default=2,
+                        help='processes (2 on 2 cores: 1.71x one, measured)')
+    parser.add_argument('--stage', choices=['search', 'all'], default='all')
+    parser.add_argument('--measure-workers', action='store_true')
+    parser.add_argument('--measure-runs', type=int, default=4)
+    args = parser.parse_args(argv)
+    if args.measure_workers:
+        return measure_workers(args)
+
+    store = Store(osp.join(args.folder, 'runs.jsonl'))
+    ran = run_tasks(search_tasks(args), store, args)
+    best = best_settings(store, args)
+    print(f'search: {ran} new run(s); best on validation: '
+          f'{json.dumps(best)}')
+    if args.stage == 'search':
+        return
+    tasks = final_tasks(best, args)
+    ran = run_tasks(tasks, store, args)
+    text, rows = table(tasks, store)
+    command = 'python benchmarks/study.py ' + ' '.join(
+        sys.argv[1:] if argv is None else argv)
+    training.atomic_write(osp.join(args.folder, 'table.md'), lambda f: f.write(
+        f'{args.dataset}, {time.strftime("%Y-%m-%d")}, `{command}`\n\n'
+        + text))
+    training.atomic_write(
+        osp.join(args.folder, 'chosen.json'),
+        lambda f: json.dump(dict(best=best, rows=rows), f, indent=2))
+    print(f'final: {ran} new run(s)\n{text}')
+
+
+if __name__ == '__main__':
+    main()
