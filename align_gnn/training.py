@@ -1,22 +1,20 @@
 r"""Node classification with (aligned) graph attention networks on
-Planetoid and ogbn-arxiv: training full-batch or on neighbour samples, in one
-process or several, with early stopping, many seeded runs, calibration,
-paired comparisons, results files and checkpoints. :file:`train_gat.py` is
-a thin command line over this module."""
+Planetoid, ogbn-arxiv and graph files: training full-batch or on neighbour
+samples, in one process or several, with early stopping, many seeded runs,
+calibration, robustness, checkpoints and experiments (summaries and files:
+:mod:`align_gnn.results`). :file:`train_gat.py` is a thin command line over
+this module."""
 import glob
-import json
 import math
 import os
 import os.path as osp
 import platform
 import random
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import (
-    Callable,
     Dict,
     Iterable,
     List,
@@ -30,7 +28,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torch_geometric
-from scipy import stats
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from ogb.nodeproppred import Evaluator
@@ -70,6 +67,16 @@ from align_gnn.models import (  # noqa: F401 (re-exported)
     dropout_features,
     num_layers,
     num_parameters,
+)
+from align_gnn.results import (  # noqa: F401 (re-exported)
+    atomic_write,
+    check_writable,
+    format_attack_table,
+    format_leaderboard,
+    format_table,
+    paired_test,
+    save_results,
+    summarize,
 )
 from align_gnn.robustness import ATTACKS, robustness
 
@@ -755,139 +762,7 @@ class Checkpoint:
         atomic_write(self.path, partial(torch.save, state), binary=True)
 
 
-# Results #####################################################################
-
-
-def paired_test(
-    x: Sequence[float],
-    y: Sequence[float],
-) -> Tuple[float, Optional[float], Optional[float]]:
-    r"""The mean paired difference :math:`\overline{x - y}` and the p-values
-    of the paired t-test and of the Wilcoxon signed-rank test; a p-value is
-    :obj:`None` where the test is undefined (fewer than two pairs, all
-    differences equal (t-test) or all zero (Wilcoxon))."""
-    diff = np.asarray(x, dtype=float) - np.asarray(y, dtype=float)
-    mean = float(diff.mean()) if diff.size else math.nan
-    t_p = w_p = None
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        if diff.size >= 2 and np.ptp(diff) > 1e-12:
-            t_p = _finite(stats.ttest_rel(x, y).pvalue)
-        if diff.size >= 2 and np.any(np.abs(diff) > 1e-12):
-            w_p = _finite(stats.wilcoxon(x, y).pvalue)
-    return mean, t_p, w_p
-
-
-def _finite(value) -> Optional[float]:
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def summarize(results: Sequence[RunResult]) -> Dict[str, Dict]:
-    r"""Per method (in order of appearance): mean and standard deviation of
-    test and validation accuracy, mean ECE, NLL and epochs, the median
-    seconds per epoch, the number of parameters, the mean and standard
-    deviation of the test accuracy under attack per budget (:obj:`"attack"`,
-    if the runs were attacked), and for every method after
-    the first the paired comparison of test accuracy against the first
-    (:obj:`"test_acc_diff"`, :obj:`"ttest_p"`, :obj:`"wilcoxon_p"`, see
-    :func:`paired_test`)."""
-    methods = list(dict.fromkeys(result.method for result in results))
-    by_method = {m: [r for r in results if r.method == m] for m in methods}
-    summary = {}
-    for method, runs in by_method.items():
-        test = [r.test_acc for r in runs]
-        val = [r.val_acc for r in runs]
-        summary[method] = dict(
-            test_acc_mean=_mean(test),
-            test_acc_std=_std(test),
-            val_acc_mean=_mean(val),
-            val_acc_std=_std(val),
-            ece_mean=_mean([r.ece for r in runs]),
-            nll_mean=_mean([r.nll for r in runs]),
-            epochs_mean=_mean([r.epochs for r in runs]),
-            seconds_per_epoch=float(
-                np.median([r.seconds_per_epoch for r in runs])),
-            params=runs[0].params,
-            adversary_params=runs[0].adversary_params,
-        )
-        if runs[0].attack:
-            summary[method]['attack'] = {
-                name: {budget: dict(mean=_mean([r.attack[name][budget]
-                                                for r in runs]),
-                                    std=_std([r.attack[name][budget]
-                                              for r in runs]))
-                       for budget in accuracies}
-                for name, accuracies in runs[0].attack.items()}
-        if method != methods[0]:
-            ref = {r.seed: r.test_acc for r in by_method[methods[0]]}
-            pairs = [(r.test_acc, ref[r.seed]) for r in runs if r.seed in ref]
-            diff, t_p, w_p = paired_test(*zip(*pairs)) if pairs else (
-                math.nan, None, None)
-            summary[method].update(test_acc_diff=diff, ttest_p=t_p,
-                                   wilcoxon_p=w_p)
-    return summary
-
-
-def _mean(values: Sequence[float]) -> float:
-    return float(np.mean(values))
-
-
-def _std(values: Sequence[float]) -> float:
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-
-
-def format_table(summary: Dict[str, Dict]) -> str:
-    r"""A plain-text table of :func:`summarize`'s output (accuracies and ECE
-    in percent, the mean test NLL; differences and p-values against the
-    first method)."""
-    def p_value(value: Optional[float]) -> str:
-        return 'n/a' if value is None else f'{value:.3g}'
-
-    def mean_std(s: Dict, key: str) -> str:
-        return f'{100 * s[key + "_mean"]:.2f} ± {100 * s[key + "_std"]:.2f}'
-
-    header = (f'{"method":<12}{"test acc":>16}{"val acc":>16}{"ECE":>8}'
-              f'{"NLL":>7}{"s/epoch":>9}{"#params":>10}{"Δtest":>8}'
-              f'{"t-test p":>10}{"Wilcoxon p":>12}')
-    lines = [header, '-' * len(header)]
-    for method, s in summary.items():
-        if 'test_acc_diff' in s:
-            diff = f'{100 * s["test_acc_diff"]:+.2f}'
-            t_p, w_p = p_value(s['ttest_p']), p_value(s['wilcoxon_p'])
-        else:
-            diff, t_p, w_p = 'ref', '', ''
-        lines.append(f'{method:<12}{mean_std(s, "test_acc"):>16}'
-                     f'{mean_std(s, "val_acc"):>16}'
-                     f'{100 * s["ece_mean"]:>8.2f}{s["nll_mean"]:>7.3f}'
-                     f'{s["seconds_per_epoch"]:>9.4f}{s["params"]:>10,}'
-                     f'{diff:>8}{t_p:>10}{w_p:>12}')
-    return '\n'.join(lines)
-
-
-def format_attack_table(summary: Dict[str, Dict]) -> str:
-    r"""A plain-text table of the test accuracy (percent, mean ± std) under
-    attack per method and budget (:func:`summarize`'s :obj:`"attack"`)."""
-    methods = [m for m in summary if 'attack' in summary[m]]
-    if not methods:
-        return ''
-    attacks = summary[methods[0]]['attack']
-    columns = [(name, budget) for name in attacks for budget in attacks[name]]
-    header = f'{"method":<12}' + ''.join(
-        f'{f"{name} {100 * float(budget):g}%":>16}'
-        for name, budget in columns)
-    lines = ['test accuracy under attack (budget: % of edges flipped)',
-             header, '-' * len(header)]
-    for method in methods:
-        cells = [summary[method]['attack'][name][budget]
-                 for name, budget in columns]
-        lines.append(f'{method:<12}' + ''.join(
-            f'{_percent(cell):>16}' for cell in cells))
-    return '\n'.join(lines)
-
-
-def _percent(cell: Dict[str, float]) -> str:
-    return f'{100 * cell["mean"]:.2f} ± {100 * cell["std"]:.2f}'
+# Experiments #################################################################
 
 
 def experiment(config: Config, root: Optional[str] = None,
@@ -930,31 +805,6 @@ def environment() -> Dict:
                 processes=distributed.world_size())
 
 
-def format_leaderboard(results: Dict) -> str:
-    r"""The figures of an OGB leaderboard entry per method: test and
-    validation accuracy (OGB Evaluator; mean ± unbiased standard deviation
-    over runs, each run's model taken at its best validation accuracy), the
-    number of parameters (the adversaries' included) and the ogb version and
-    command, if :obj:`results` holds them."""
-    summary = results['summary']
-    seeds = sorted({run['seed'] for run in results['runs']})
-    lines = [f'{results["dataset"]}: {len(seeds)} run(s) per method, seeds '
-             f'{seeds[0]}-{seeds[-1]}; each run\'s model at its best '
-             f'validation accuracy; accuracies from the OGB Evaluator, mean '
-             f'± unbiased std']
-    for method, s in summary.items():
-        adversary = (f' (incl. {s["adversary_params"]:,} of the adversary)'
-                     if s['adversary_params'] else '')
-        lines.append(
-            f'  {method:<12} Test {s["test_acc_mean"]:.4f} ± '
-            f'{s["test_acc_std"]:.4f}   Validation {s["val_acc_mean"]:.4f} ± '
-            f'{s["val_acc_std"]:.4f}   #Params {s["params"]:,}{adversary}')
-    lines.append(f'  ogb {results["environment"]["ogb"]}'
-                 + (f'; command: {results["command"]}'
-                    if 'command' in results else ''))
-    return '\n'.join(lines)
-
-
 def default_output_path(config: Config) -> str:
     r"""A timestamped results file under :obj:`results/`."""
     dataset = (osp.splitext(osp.basename(config.dataset))[0]
@@ -962,49 +812,3 @@ def default_output_path(config: Config) -> str:
     name = '-'.join([dataset, *config.methods,
                      time.strftime('%Y%m%d-%H%M%S')])
     return osp.join('results', f'{name}.json')
-
-
-def check_writable(path: str):
-    r"""Raises :class:`OSError` if a results file cannot be written at
-    :obj:`path`, so that a long experiment fails before it starts, not after
-    (creates nothing)."""
-    if osp.isdir(path):
-        raise IsADirectoryError(f"'{path}' is a directory")
-    folder = osp.dirname(osp.abspath(path))
-    while not osp.exists(folder):
-        folder = osp.dirname(folder)
-    if not osp.isdir(folder):
-        raise NotADirectoryError(f"'{folder}' is not a directory")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(f"'{folder}' is not writable")
-
-
-def save_results(results: Dict, path: str):
-    r"""Writes :obj:`results` as JSON to :obj:`path` atomically (a temporary
-    file in the same folder, then :func:`os.replace`)."""
-    def write(f):
-        json.dump(results, f, indent=2)
-        f.write('\n')
-
-    atomic_write(path, write)
-
-
-def atomic_write(path: str, write: Callable, binary: bool = False):
-    r"""Writes :obj:`path` atomically: :obj:`write(f)` fills a temporary
-    file in the same folder, which then replaces :obj:`path` in one step
-    (after :func:`os.fsync`), so readers see the old file or the new one,
-    never a part."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{osp.basename(path)}-',
-                               suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb' if binary else 'w') as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
