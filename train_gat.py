@@ -278,19 +278,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             keys_queries=args.plot_dir is not None)
         if args.plot_dir:
             plots.require_matplotlib()
-            try:
-                training.check_writable(osp.join(args.plot_dir, 'x.png'))
-            except OSError as err:
-                raise ValueError(f"argument --plot-dir: cannot write to "
-                                 f"'{args.plot_dir}' ({err}); choose a "
-                                 f"writable folder (see --help)") from err
+            _check_writable('--plot-dir', osp.join(args.plot_dir, 'x.png'),
+                            f"to '{args.plot_dir}'", 'folder')
         path = args.out or training.default_output_path(config)
-        try:
-            training.check_writable(path)
-        except OSError as err:
-            raise ValueError(f"argument --out: cannot write '{path}' "
-                             f"({err}); choose a writable file (see "
-                             f"--help)") from err
+        _check_writable('--out', path, f"'{path}'", 'file')
         distributed.init(training.resolve_device(config.device).type ==
                          'cuda')
         checkpoint = None
@@ -329,6 +320,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         for figure in plots.plot_results(results, args.plot_dir):
             print(f'figure written to {figure}')
     return 0
+
+
+def _check_writable(flag: str, path: str, shown: str, kind: str):
+    # A one-line error before training, naming the flag.
+    try:
+        training.check_writable(path)
+    except OSError as err:
+        raise ValueError(f"argument {flag}: cannot write {shown} ({err}); "
+                         f"choose a writable {kind} (see --help)") from err
 
 
 def command(argv: Optional[List[str]] = None) -> str:

@@ -153,10 +153,15 @@ def expected_calibration_error(probs: Tensor, labels: Tensor,
         labels (torch.Tensor): True classes :math:`(N,)`.
         n_bins (int, optional): Number of bins. (default: :obj:`15`)
     """
-    bins = reliability_bins(probs, labels, n_bins)
+    return bins_ece(reliability_bins(probs, labels, n_bins))
+
+
+def bins_ece(bins: Dict[str, List[float]]) -> float:
+    r"""The expected calibration error of :func:`reliability_bins`' output
+    (see :func:`expected_calibration_error`)."""
     gap = sum(abs(conf - correct)
               for conf, correct in zip(bins['confidence'], bins['correct']))
-    return gap / max(labels.numel(), 1)
+    return gap / max(sum(bins['count']), 1)
 
 
 def reliability_bins(probs: Tensor, labels: Tensor,
@@ -275,9 +280,9 @@ def evaluate(model: torch.nn.Module, data: Data,
                                         'y_pred': pred.view(-1, 1)})['acc'])
         metrics[f'{split}_acc'] = acc
         metrics[f'{split}_nll'] = float(F.cross_entropy(logits, y))
-    probs, y = out[data.test_mask].softmax(dim=-1), data.y[data.test_mask]
-    metrics['test_ece'] = expected_calibration_error(probs, y)
-    metrics['test_bins'] = reliability_bins(probs, y)
+    bins = reliability_bins(out[data.test_mask].softmax(dim=-1),
+                            data.y[data.test_mask])
+    metrics['test_ece'], metrics['test_bins'] = bins_ece(bins), bins
     return metrics
 
 
@@ -592,7 +597,7 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
 
     module.load_state_dict(best_state)
     metrics = distributed.broadcast_object(
-        _final_metrics(module, full, evaluator, method, seed, config)
+        _final_metrics(module, full, evaluator, seed, config)
         if distributed.is_main() else None)
     train_loss, align_loss = torch.stack(curves).t().tolist()
     return RunResult(method=method, seed=seed, val_acc=metrics['val_acc'],
@@ -611,7 +616,7 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
 
 
 def _final_metrics(model: torch.nn.Module, data: Data,
-                   evaluator: Optional[Evaluator], method: str, seed: int,
+                   evaluator: Optional[Evaluator], seed: int,
                    config: Config) -> Dict:
     metrics = evaluate(model, data, evaluator)
     metrics['attack'] = {} if config.attack is None else robustness(
