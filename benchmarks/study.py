@@ -190,34 +190,31 @@ def final_tasks(best: Dict[str, Dict], args) -> List[Task]:
 
 
 def table(tasks: List[Task], store: Store) -> Tuple[str, List[Dict]]:
-    by_method: Dict[str, Dict[int, Dict]] = {}
-    for task in tasks:
-        by_method.setdefault(task[1], {})[task[3]] = dict(
-            setting=task[2], **store.result(task))
-    ref = {seed: r['test_acc'] for seed, r in by_method['none'].items()}
+    r"""The final runs summarized by :func:`training.summarize` (plain GAT,
+    the first method, is the reference of the paired tests) as a Markdown
+    table and as rows."""
+    settings = {task[1]: task[2] for task in tasks}
+    summary = training.summarize(
+        [training.RunResult(**store.result(task)) for task in tasks])
     lines = ['| method | setting | seeds | test acc | val acc | Δ test vs GAT '
              '| t-test p | Wilcoxon p |', '| --- ' * 8 + '|']
     rows = []
-    for method, runs in by_method.items():
-        test = [r['test_acc'] for r in runs.values()]
-        val = [r['val_acc'] for r in runs.values()]
-        pairs = [(r['test_acc'], ref[s]) for s, r in runs.items()
-                 if s in ref]
-        diff, t_p, w_p = training.paired_test(*zip(*pairs))
-        row = dict(method=method, setting=next(iter(runs.values()))[
-            'setting'], seeds=len(runs), test_mean=float(np.mean(test)),
-            test_std=float(np.std(test, ddof=1)) if len(test) > 1 else 0.0,
-            val_mean=float(np.mean(val)), diff=diff, ttest_p=t_p,
-            wilcoxon_p=w_p)
+    for method, s in summary.items():
+        row = dict(method=method, setting=settings[method],
+                   seeds=sum(task[1] == method for task in tasks),
+                   test_mean=s['test_acc_mean'], test_std=s['test_acc_std'],
+                   val_mean=s['val_acc_mean'],
+                   diff=s.get('test_acc_diff', 0.0),
+                   ttest_p=s.get('ttest_p'), wilcoxon_p=s.get('wilcoxon_p'))
         rows.append(row)
         fmt = (lambda p: 'n/a' if p is None else f'{p:.3g}')
         lines.append(
-            f'| {method} | {json.dumps(row["setting"])} | {len(runs)} | '
+            f'| {method} | {json.dumps(row["setting"])} | {row["seeds"]} | '
             f'{100 * row["test_mean"]:.2f} ± {100 * row["test_std"]:.2f} | '
             f'{100 * row["val_mean"]:.2f} | '
-            + ('ref' if method == 'none' else f'{100 * diff:+.2f}')
-            + f' | {fmt(t_p) if method != "none" else ""} | '
-            f'{fmt(w_p) if method != "none" else ""} |')
+            + ('ref' if method == 'none' else f'{100 * row["diff"]:+.2f}')
+            + f' | {fmt(row["ttest_p"]) if method != "none" else ""} | '
+            f'{fmt(row["wilcoxon_p"]) if method != "none" else ""} |')
     return '\n'.join(lines) + '\n', rows
 
 

@@ -96,6 +96,28 @@ def test_resume_after_sigkill(uninterrupted, data_root, tmp_path):
     assert state['current'] is None and len(state['finished']) == 4
 
 
+def run_interrupted(monkeypatch, graph, config, folder: str,
+                    stop) -> list:
+    r""":func:`training.run_many` with a checkpoint in :obj:`folder` saved
+    every 3 epochs, interrupted right after the save at which
+    :obj:`stop(saves)` holds; returns the methods of the saves."""
+    saves = []
+    save_run = training.Checkpoint.save_run
+
+    def interrupt(self, method, seed, state):
+        save_run(self, method, seed, state)
+        saves.append(method)
+        if stop(saves):
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(training.Checkpoint, 'save_run', interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            training.run_many(graph, config, checkpoint=training.Checkpoint(
+                folder, config, every=3))
+    return saves
+
+
 def test_checkpoint_api(data_root, tmp_path, monkeypatch):
     graph = training.load_dataset('cora', data_root)
     config = training.Config(methods=['none', 'ct'], runs=1, epochs=9,
@@ -103,21 +125,9 @@ def test_checkpoint_api(data_root, tmp_path, monkeypatch):
     expected = training.run_many(graph, config)
 
     # Interrupted after the 2nd save of the second run (epoch 6 of ct):
-    saves = []
-    save_run = training.Checkpoint.save_run
-
-    def interrupt(self, method, seed, state):
-        save_run(self, method, seed, state)
-        saves.append(method)
-        if saves.count('ct') == 2:
-            raise KeyboardInterrupt
-
     folder = str(tmp_path / 'ckpt')
-    with monkeypatch.context() as m:
-        m.setattr(training.Checkpoint, 'save_run', interrupt)
-        with pytest.raises(KeyboardInterrupt):
-            training.run_many(graph, config, checkpoint=training.Checkpoint(
-                folder, config, every=3))
+    saves = run_interrupted(monkeypatch, graph, config, folder,
+                            lambda saves: saves.count('ct') == 2)
     assert saves == ['none'] * 3 + ['ct'] * 2
 
     (tmp_path / 'ckpt' / '.checkpoint.pt-killed.tmp').write_bytes(b'')
@@ -184,18 +194,8 @@ def test_minibatch_resume_is_exact(tmp_path, monkeypatch):
                              fanout=[4, 4, 4], align_samples=16,
                              device='cpu')
     expected = training.run_many(graph, config)
-    save_run = training.Checkpoint.save_run
-
-    def interrupt(self, method, seed, state):
-        save_run(self, method, seed, state)
-        raise KeyboardInterrupt
-
     folder = str(tmp_path / 'ckpt')
-    with monkeypatch.context() as m:
-        m.setattr(training.Checkpoint, 'save_run', interrupt)
-        with pytest.raises(KeyboardInterrupt):
-            training.run_many(graph, config, checkpoint=training.Checkpoint(
-                folder, config, every=3))
+    run_interrupted(monkeypatch, graph, config, folder, lambda saves: True)
     checkpoint = training.Checkpoint(folder, config, every=3, resume=True)
     assert checkpoint.run_state('ct', 0)['epoch'] == 3
     results = training.run_many(graph, config, checkpoint=checkpoint)
