@@ -1,5 +1,14 @@
 r"""Alignment attention for graph neural networks: match the distributions of
-keys and queries inside every attention head (Zhang et al., NeurIPS 2021)."""
+keys and queries inside every attention head (Zhang et al., NeurIPS 2021).
+
+Importing it asks MKL for its strict reproducible mode (``MKL_CBWR``, unless
+already set), so that a matrix product gives the same bits whatever number of
+threads MKL runs it on; this must happen before the first product of the
+process (import :mod:`align_gnn` first), and it costs no measurable time."""
+import os
+
+os.environ.setdefault('MKL_CBWR', 'AUTO,STRICT')
+
 from align_gnn.conv import (
     AlignedAttention,
     AlignedGATConv,
