@@ -31,7 +31,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
-from typing import Dict, Iterable, List, Tuple
+from typing import Callable, Dict, Iterable, List, Tuple
 
 import numpy as np
 import torch
@@ -115,22 +115,41 @@ def _init_worker(threads: int):
     torch.set_num_threads(threads)
 
 
-def run_task(task: Task, dataset: str, root: str, epochs: int,
-             patience: int) -> Dict:
-    _, method, setting, seed = task
+def graph(dataset: str, root: str):
+    r"""The data set, loaded once per process."""
     if dataset not in _graphs:
         _graphs[dataset] = training.load_dataset(dataset, root)
-    config = training.Config(dataset, [method], runs=1, seed=seed,
-                             epochs=epochs, patience=patience, device='cpu',
-                             **setting)
-    result = asdict(training.run(_graphs[dataset], method, seed, config))
+    return _graphs[dataset]
+
+
+def config(method: str, setting: Dict, seed: int, dataset: str, epochs: int,
+           patience: int) -> training.Config:
+    return training.Config(dataset, [method], runs=1, seed=seed,
+                           epochs=epochs, patience=patience, device='cpu',
+                           **setting)
+
+
+def compact(result: training.RunResult) -> Dict:
+    r"""The result as a dictionary without the per-epoch history, the
+    calibration bins and the key/query projections."""
+    result = asdict(result)
     for bulky in ('history', 'calibration', 'keys_queries'):
         result.pop(bulky)
     return result
 
 
-def run_tasks(tasks: Iterable[Task], store: Store, args) -> int:
-    r"""Runs the tasks the store does not hold; returns how many ran."""
+def run_task(task: Task, dataset: str, root: str, epochs: int,
+             patience: int) -> Dict:
+    _, method, setting, seed = task
+    return compact(training.run(
+        graph(dataset, root), method, seed,
+        config(method, setting, seed, dataset, epochs, patience)))
+
+
+def run_tasks(tasks: Iterable[Task], store: Store, args,
+              runner: Callable = run_task) -> int:
+    r"""Runs the tasks the store does not hold with :obj:`runner` (called
+    as :func:`run_task`); returns how many ran."""
     pending = [t for t in tasks if task_key(t) not in store.records]
     if not pending:
         return 0
@@ -138,7 +157,7 @@ def run_tasks(tasks: Iterable[Task], store: Store, args) -> int:
     with ProcessPoolExecutor(args.workers, initializer=_init_worker,
                              initargs=(threads, )) as pool:
         futures = {
-            pool.submit(run_task, task, args.dataset, args.root,
+            pool.submit(runner, task, args.dataset, args.root,
                         args.epochs, args.patience): task
             for task in pending
         }
@@ -194,8 +213,9 @@ def table(tasks: List[Task], store: Store) -> Tuple[str, List[Dict]]:
     the first method, is the reference of the paired tests) as a Markdown
     table and as rows."""
     settings = {task[1]: task[2] for task in tasks}
-    summary = training.summarize(
-        [training.RunResult(**store.result(task)) for task in tasks])
+    summary = training.summarize([  # labelled by the tasks' methods
+        training.RunResult(**{**store.result(task), 'method': task[1]})
+        for task in tasks])
     lines = ['| method | setting | seeds | test acc | val acc | Δ test vs GAT '
              '| t-test p | Wilcoxon p |', '| --- ' * 8 + '|']
     rows = []

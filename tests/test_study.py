@@ -7,6 +7,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'benchmarks'))
 
 import study  # noqa: E402
+import torch  # noqa: E402
+
+from align_gnn import AlignedGATConv, alignment_loss  # noqa: E402
+from align_gnn.divergences import resolve_divergence  # noqa: E402
 
 ARGS = ['--methods', 'ct,mmd', '--search-samples', '2', '--search-seeds',
         '1', '--final-seeds', '2', '--peer-seeds', '1', '--epochs', '4',
@@ -55,3 +59,81 @@ def test_study_resumes_and_chooses_on_validation(data_root, tmp_path):
     assert 'python benchmarks/study.py' in table
     again = run(data_root, folder)
     assert 'final: 0 new run(s)' in again.stdout
+
+
+def test_diagnose_variant_layers():
+    import diagnose
+    from torch_geometric.nn import GATConv
+
+    torch.manual_seed(0)
+    x = torch.randn(30, 5)
+    edge_index = torch.randint(30, (2, 90))
+    logits = diagnose.LogitAlignedGATConv(
+        5, 4, heads=2, num_samples=64,
+        divergence=resolve_divergence('ct', 2, 1))
+    plain = GATConv(5, 4, heads=2)
+    plain.load_state_dict(logits.state_dict(), strict=False)
+    assert torch.allclose(logits(x, edge_index), plain(x, edge_index))
+    key, query = logits.key_query(x)
+    vector_key, vector_query = AlignedGATConv.key_query(logits, x)
+    assert key.shape == (30, 2, 1)
+    assert torch.allclose(key, vector_key.sum(-1, keepdim=True))
+    assert torch.allclose(query, vector_query.sum(-1, keepdim=True))
+    logits.get_alignment_loss().backward()
+    assert logits.att_src.grad.abs().sum() > 0
+
+    edges = diagnose.EdgeSampledGATConv(5, 4, heads=2, num_samples=1000)
+    edges(x, edge_index)  # fewer edges than samples: every edge
+    key, query = edges.key_query(x)
+    assert torch.equal(edges._key_sample, key[edge_index[0]])
+    assert torch.equal(edges._query_sample, query[edge_index[1]])
+    edges.num_samples = 10
+    edges(x, edge_index)
+    assert edges._key_sample.shape == (10, 2, 4)
+    rows = (edges._key_sample.unsqueeze(1) == key.unsqueeze(0)).all(-1).all(-1)
+    assert rows.any(1).all()  # sampled keys are keys of nodes
+
+
+def test_diagnose_first_last_layer(data_root):
+    import diagnose
+
+    data = study.graph('cora', str(data_root))
+    config = study.config('ct', {}, 0, 'cora', 1, 1)
+    first = diagnose.variant_model('first', 'ct', data, config)
+    last = diagnose.variant_model('last', 'ct', data, config)
+    assert first.conv1.divergence is not None
+    assert first.conv2.divergence is None
+    assert last.conv1.divergence is None and last.conv2.divergence is not None
+    first.train()
+    first(data.x, data.edge_index)
+    assert torch.allclose(alignment_loss(first),
+                          first.conv1.get_alignment_loss())
+
+
+def test_diagnose_end_to_end(data_root, tmp_path):
+    folder = tmp_path / 'study'
+    folder.mkdir()
+    setting = dict(align_weight=0.1, align_samples=64, rho=0.5,
+                   adversary_channels=16, adversary_lr_scale=1.0)
+    (folder / 'chosen.json').write_text(json.dumps(
+        dict(best={'ct': dict(setting=setting, val_acc=0.5)}, rows=[])))
+    result = subprocess.run(
+        [sys.executable, str(REPO / 'benchmarks' / 'diagnose.py'), '--root',
+         str(data_root), '--folder', str(folder), '--seeds', '1',
+         '--epochs', '3', '--trace-epochs', '1,2'],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((folder / 'diagnose.json').read_text())
+    assert report['method'] == 'ct' and report['setting'] == setting
+    gat, ct = report['traces']['GAT'], report['traces']['ct']
+    assert [r['epoch'] for r in ct] == [1, 2]
+    assert all(layer['align_grad'] == 0 for r in gat for layer in r['layers'])
+    assert all(layer['align_grad'] > 0 for r in ct for layer in r['layers'])
+    assert len(report['uniformity']['ct']) == 2
+    assert all(0 < u <= 1 + 1e-6 for u in report['uniformity']['GAT'])
+    labels = [row['method'] for row in report['variants']]
+    assert labels == ['none'] + [f'ct:{v}' for v in
+                                 ('chosen', 'first', 'last', 'logits',
+                                  'edges')]
+    assert len((folder / 'diagnose.jsonl').read_text().splitlines()) == 6
+    assert '| ct:logits |' in (folder / 'diagnose.md').read_text()

@@ -1,0 +1,311 @@
+r"""Why alignment helps or not: the diagnostics of the study (issue 5) on a
+Planetoid data set, for the divergence and setting the study chose on
+validation (<folder>/chosen.json, written by benchmarks/study.py).
+
+1. Gradients (one seed): at a few epochs, per attention layer, the norm of
+   the task loss's gradient and of lambda times the alignment loss's gradient
+   on the layer's own attention parameters (projection, a_s, a_t), their
+   cosine, the alignment loss, and the squared MMD between queries and keys
+   (evaluation mode, the parameter-free measure), for plain GAT and the
+   aligned model.
+2. Attention: per layer, the mean entropy of a node's attention over its
+   neighbours relative to uniform attention (1: uniform), of both models
+   trained.
+3. Variants on --seeds paired seeds against plain GAT: the chosen setting;
+   aligned in the first layer only; in the last layer only; aligning the
+   scalar halves of the logits (1'k, 1'q) instead of the vectors; keys and
+   queries sampled by edges (the key of each sampled edge's source and the
+   query of its target) instead of by nodes.
+
+Writes <folder>/diagnose.md and diagnose.json (atomically); the variant runs
+are kept in <folder>/diagnose.jsonl as the study keeps its runs (a rerun
+skips what is done).
+
+    python benchmarks/diagnose.py --dataset cora --folder study/cora
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from torch_geometric import seed_everything
+from torch_geometric.nn import GATConv
+from torch_geometric.utils import scatter
+
+import study  # benchmarks/study.py: also puts the repository on sys.path
+
+from align_gnn import AlignedGATConv, alignment_loss, training  # noqa: E402
+from align_gnn.conv import sample_rows  # noqa: E402
+from align_gnn.diagnostics import key_query_pca  # noqa: E402
+from align_gnn.divergences import resolve_divergence  # noqa: E402
+from align_gnn.models import GAT  # noqa: E402
+
+VARIANTS = {
+    'chosen': 'the chosen setting',
+    'first': 'first layer aligned only',
+    'last': 'last layer aligned only',
+    'logits': 'scalar logit halves aligned',
+    'edges': 'keys and queries sampled by edges',
+}
+TRACE_EPOCHS = (1, 10, 50, 100, 200)
+
+
+class LogitAlignedGATConv(AlignedGATConv):
+    r""":class:`AlignedGATConv` aligning the two scalar halves of the
+    attention logits, :math:`\mathbf{1}^{\top}\mathbf{k}` and
+    :math:`\mathbf{1}^{\top}\mathbf{q}` (shape :math:`(N, H, 1)`), instead
+    of the vectors; its divergence is built for one channel."""
+    def key_query(self, x):
+        key, query = super().key_query(x)
+        return (key.sum(-1, keepdim=True),
+                None if query is None else query.sum(-1, keepdim=True))
+
+
+class EdgeSampledGATConv(AlignedGATConv):
+    r""":class:`AlignedGATConv` sampling keys and queries by edges: a
+    uniform sample of edges, the key of each edge's source and the query of
+    its target (nodes weighted by their degree)."""
+    def _aligned_forward(self, x, edge_index, *args):
+        self._edge_index = edge_index
+        return super()._aligned_forward(x, edge_index, *args)
+
+    def _sample_key_query(self, x):
+        key, query = self.key_query(x)
+        index = sample_rows(self._edge_index.size(1), self.num_samples,
+                            key.device)
+        src, dst = (self._edge_index if index is None else
+                    self._edge_index[:, index])
+        self._key_sample, self._query_sample = key[src], query[dst]
+
+
+def variant_model(variant: str, method: str, data,
+                  config: training.Config) -> torch.nn.Module:
+    r"""The model of :obj:`method` in :obj:`variant` (see :data:`VARIANTS`)
+    or plain GAT (:obj:`method="none"`)."""
+    if method == 'none' or variant in ('chosen', 'first', 'last'):
+        model = training.make_model(method, data, config)
+        if variant in ('first', 'last'):
+            off = model.conv2 if variant == 'first' else model.conv1
+            off.divergence = None
+        return model
+    output_heads = training.default_hyperparameters(
+        config.dataset)['output_heads']
+    options = dict(num_samples=config.align_samples, rho=config.rho)
+    if variant == 'logits':
+        def layer(in_channels, out_channels, heads=1, **kwargs):
+            return LogitAlignedGATConv(
+                in_channels, out_channels, heads, divergence=(
+                    resolve_divergence(method, heads, 1, config.rho,
+                                       config.adversary_channels)),
+                **options, **kwargs)
+    elif variant == 'edges':
+        def layer(in_channels, out_channels, **kwargs):
+            return EdgeSampledGATConv(
+                in_channels, out_channels, divergence=method,
+                adversary_channels=config.adversary_channels, **options,
+                **kwargs)
+    else:
+        raise ValueError(f'unknown variant {variant!r}')
+    return GAT(data.num_features, data.num_classes, layer,
+               output_heads=output_heads)
+
+
+def run_variant(task: study.Task, dataset: str, root: str, epochs: int,
+                patience: int) -> Dict:
+    r"""A task whose setting names its :obj:`"variant"` (see
+    :func:`study.run_task`)."""
+    _, label, setting, seed = task
+    setting = dict(setting)
+    variant = setting.pop('variant')
+    method = label.split(':')[0]
+    data = study.graph(dataset, root)
+    config = study.config(method, setting, seed, dataset, epochs, patience)
+    seed_everything(seed)
+    model = variant_model(variant, method, data, config)
+    return study.compact(training.fit(model, data, method, seed, config))
+
+
+def attention_layers(model: torch.nn.Module) -> List:
+    return [(name, module) for name, module in model.named_modules()
+            if isinstance(module, GATConv)]
+
+
+def _grad_norm(grads) -> Tensor:
+    return torch.cat([g.flatten() for g in grads]).norm()
+
+
+def trace(data, method: str, setting: Dict, seed: int, dataset: str,
+          at: Tuple[int, ...] = TRACE_EPOCHS,
+          ) -> Tuple[List[Dict], torch.nn.Module]:
+    r"""Trains the model of :obj:`method` full-batch up to the last epoch of
+    :obj:`at` (no early stopping) and records, at the epochs :obj:`at`, the
+    losses and, per attention layer, the task and weighted alignment
+    gradients on its attention parameters and the squared MMD of its keys
+    and queries; returns the records and the trained model."""
+    epochs = max(at)
+    config = study.config(method, setting, seed, dataset, epochs, epochs)
+    seed_everything(seed)
+    model = training.make_model(method, data, config)
+    optimizer = training.make_optimizer(model, config)
+    mask = data.train_mask
+    records = []
+    for epoch in range(1, epochs + 1):
+        record = None
+        if epoch in at:
+            mmd = [sum(h['mmd'] for h in layer['heads']) / len(layer['heads'])
+                   for layer in key_query_pca(model, data, seed=seed)]
+            record = dict(epoch=epoch, mmd=mmd)
+        model.train()
+        optimizer.zero_grad()
+        out = model(data.x, data.edge_index)
+        task_loss = F.cross_entropy(out[mask], data.y[mask])
+        align_loss = config.align_weight * alignment_loss(model)
+        if record is not None:
+            layers = []
+            for _, conv in attention_layers(model):
+                params = [p for name, p in conv.named_parameters()
+                          if name.startswith(('lin', 'att_'))]
+                task_grad = torch.autograd.grad(task_loss, params,
+                                                retain_graph=True)
+                align_grad = [
+                    torch.zeros_like(p) if g is None else g
+                    for p, g in zip(params, torch.autograd.grad(
+                        align_loss, params, retain_graph=True,
+                        allow_unused=True))
+                ] if align_loss.requires_grad else [
+                    torch.zeros_like(p) for p in params]
+                t, a = _grad_norm(task_grad), _grad_norm(align_grad)
+                flat_t = torch.cat([g.flatten() for g in task_grad])
+                flat_a = torch.cat([g.flatten() for g in align_grad])
+                cosine = F.cosine_similarity(flat_t, flat_a, dim=0)
+                layers.append(dict(task_grad=float(t), align_grad=float(a),
+                                   cosine=float(cosine)))
+            record.update(task_loss=float(task_loss),
+                          align_loss=float(align_loss), layers=layers)
+            records.append(record)
+        (task_loss + align_loss).backward()
+        optimizer.step()
+    return records, model
+
+
+@torch.no_grad()
+def attention_uniformity(model: torch.nn.Module, data) -> List[float]:
+    r"""Per attention layer: the mean over nodes with two or more neighbours
+    (self-loop included) and heads of the entropy of the node's attention
+    divided by that of uniform attention, :math:`\log(\deg)`."""
+    inputs = {}
+    layers = attention_layers(model)
+    hooks = [conv.register_forward_pre_hook(
+        lambda module, args, name=name: inputs.__setitem__(name, args[0]))
+        for name, conv in layers]
+    model.eval()
+    try:
+        model(data.x, data.edge_index)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    ratios = []
+    for name, conv in layers:
+        _, (edge_index, alpha) = conv(inputs[name], data.edge_index,
+                                      return_attention_weights=True)
+        dst = edge_index[1]
+        entropy = scatter(-alpha * alpha.clamp_min(1e-30).log(), dst, 0,
+                          dim_size=data.num_nodes, reduce='sum')
+        degree = scatter(torch.ones_like(dst, dtype=torch.float), dst, 0,
+                         dim_size=data.num_nodes, reduce='sum')
+        keep = degree > 1
+        ratios.append(float((entropy[keep] /
+                             degree[keep].log().unsqueeze(-1)).mean()))
+    return ratios
+
+
+def chosen(folder: str, method: Optional[str]) -> Tuple[str, Dict]:
+    r"""The study's best setting of :obj:`method` (default: its winner)."""
+    path = osp.join(folder, 'chosen.json')
+    if not osp.isfile(path):
+        sys.exit(f'error: {path} not found: run benchmarks/study.py with '
+                 f'the same --folder first')
+    with open(path) as f:
+        best = json.load(f)['best']
+    method = method or max(best, key=lambda m: best[m]['val_acc'])
+    return method, best[method]['setting']
+
+
+def gradient_table(traces: Dict[str, List[Dict]]) -> str:
+    lines = ['| model | epoch | task loss | λ·align loss | layer | '
+             '‖task grad‖ | ‖λ·align grad‖ | cosine | MMD² keys/queries |',
+             '| --- ' * 9 + '|']
+    for label, records in traces.items():
+        for r in records:
+            for i, layer in enumerate(r['layers']):
+                lines.append(
+                    f'| {label} | {r["epoch"]} | {r["task_loss"]:.3f} | '
+                    f'{r["align_loss"]:.4f} | {i + 1} | '
+                    f'{layer["task_grad"]:.3g} | {layer["align_grad"]:.3g} | '
+                    f'{layer["cosine"]:+.2f} | {r["mmd"][i]:.4f} |')
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--dataset', default='cora')
+    parser.add_argument('--root', help='data root')
+    parser.add_argument('--folder', default='study',
+                        help='the study folder (chosen.json)')
+    parser.add_argument('--method', help='divergence (default: the winner)')
+    parser.add_argument('--seeds', type=int, default=10)
+    parser.add_argument('--epochs', type=int, default=1000)
+    parser.add_argument('--patience', type=int, default=100)
+    parser.add_argument('--workers', type=int, default=2)
+    parser.add_argument('--trace-epochs', default=TRACE_EPOCHS,
+                        type=lambda text: tuple(map(int, text.split(','))))
+    args = parser.parse_args(argv)
+    method, setting = chosen(args.folder, args.method)
+    data = study.graph(args.dataset, args.root)
+
+    traces, uniformity = {}, {}
+    for label, m in (('GAT', 'none'), (method, method)):
+        traces[label], model = trace(data, m, setting if m != 'none' else {},
+                                     0, args.dataset, args.trace_epochs)
+        uniformity[label] = attention_uniformity(model, data)
+        print(f'{label}: traced; attention entropy / uniform per layer: '
+              f'{uniformity[label]}', flush=True)
+
+    tasks = [('diagnose', 'none', {'variant': 'chosen'}, seed)
+             for seed in range(args.seeds)]
+    tasks += [('diagnose', f'{method}:{variant}',
+               {'variant': variant, **setting}, seed)
+              for variant in VARIANTS for seed in range(args.seeds)]
+    store = study.Store(osp.join(args.folder, 'diagnose.jsonl'))
+    study.run_tasks(tasks, store, args, runner=run_variant)
+    variants, rows = study.table(tasks, store)
+
+    text = (f'{args.dataset}: diagnostics of {method} '
+            f'{json.dumps(setting)}, `python benchmarks/diagnose.py '
+            f'{" ".join(sys.argv[1:] if argv is None else argv)}`\n\n'
+            f'Gradients on the attention parameters (seed 0, no early '
+            f'stopping):\n\n{gradient_table(traces)}\n'
+            'Attention entropy relative to uniform (1 = uniform), per '
+            f'layer, after {max(args.trace_epochs)} epochs: '
+            + '; '.join(f'{label} {", ".join(f"{v:.3f}" for v in values)}'
+                        for label, values in uniformity.items())
+            + '\n\nVariants ('
+            + ', '.join(f'{k}: {v}' for k, v in VARIANTS.items())
+            + f'):\n\n{variants}')
+    training.atomic_write(osp.join(args.folder, 'diagnose.md'),
+                          lambda f: f.write(text))
+    training.atomic_write(
+        osp.join(args.folder, 'diagnose.json'),
+        lambda f: json.dump(dict(method=method, setting=setting,
+                                 traces=traces, uniformity=uniformity,
+                                 variants=rows), f, indent=2))
+    print(text)
+
+
+if __name__ == '__main__':
+    main()
