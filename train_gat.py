@@ -96,6 +96,13 @@ budgets = _numbers(
     lambda values: all(0 <= v <= 1 for v in values))
 
 
+def recommended(name: str) -> str:
+    r"""The help text's end for the alignment setting :obj:`name`."""
+    return (f'; unset: the divergence\'s own, chosen on validation for the '
+            f'data set (README "Results"), else '
+            f'{training.DEFAULT_ALIGNMENT[name]}')
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = ArgumentParser(
         description=__doc__.split('\n\n')[0],
@@ -144,24 +151,28 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'with paired tests against the first (overrides --align)')
     parser.add_argument(
         '--align-weight', type=_number(float, 'a number >= 0',
-                                       lambda v: v >= 0), default=0.1,
-        help='weight lambda of the alignment loss')
+                                       lambda v: v >= 0),
+        help='weight lambda of the alignment loss'
+        + recommended('align_weight'))
     parser.add_argument(
         '--align-samples', type=_number(int, 'an integer >= 2',
-                                        lambda v: v >= 2), default=256,
-        help='keys and queries sampled per layer and forward pass')
+                                        lambda v: v >= 2),
+        help='keys and queries sampled per layer and forward pass'
+        + recommended('align_samples'))
     parser.add_argument(
         '--rho', type=_number(float, 'a number in [0, 1]',
-                              lambda v: 0 <= v <= 1), default=0.5,
-        help='forward (query-to-key) transport weight of ct')
+                              lambda v: 0 <= v <= 1),
+        help='forward (query-to-key) transport weight of ct'
+        + recommended('rho'))
     parser.add_argument(
-        '--adversary-channels', type=positive_int, default=32, metavar='W',
+        '--adversary-channels', type=positive_int, metavar='W',
         help='width of the adversaries (ct critic and navigator, '
-        'adversarial discriminator)')
+        'adversarial discriminator)' + recommended('adversary_channels'))
     parser.add_argument(
         '--adversary-lr-scale', type=_number(float, 'a number > 0',
-                                             lambda v: v > 0), default=1.0,
-        help="the adversaries' learning rate is --lr times this")
+                                             lambda v: v > 0),
+        help="the adversaries' learning rate is --lr times this"
+        + recommended('adversary_lr_scale'))
     parser.add_argument('--runs', type=positive_int, default=10,
                         help='number of seeds per method')
     parser.add_argument(

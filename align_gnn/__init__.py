@@ -7,8 +7,6 @@ threads MKL runs it on; this must happen before the first product of the
 process (import :mod:`align_gnn` first), and it costs no measurable time."""
 import os
 
-os.environ.setdefault('MKL_CBWR', 'AUTO,STRICT')
-
 from align_gnn.conv import (
     AlignedAttention,
     AlignedGATConv,
@@ -24,6 +22,8 @@ from align_gnn.divergences import (
     MMD,
     SinkhornDivergence,
 )
+
+os.environ.setdefault('MKL_CBWR', 'AUTO,STRICT')
 
 __version__ = '0.1.0'
 

@@ -82,6 +82,22 @@ from align_gnn.robustness import ATTACKS, robustness
 
 DEVICES = ('auto', 'cpu', 'cuda')
 SUPERGAT_LOSS_WEIGHT = 4.0  # as in PyG's examples/super_gat.py
+# The alignment settings: lambda, keys and queries sampled per layer, CT's
+# rho, the adversaries' width and learning-rate scale; their library
+# defaults, and per data set and divergence the settings that
+# benchmarks/study.py chose on validation accuracy (README "Results"):
+ALIGNMENT_SETTINGS = ('align_weight', 'align_samples', 'rho',
+                      'adversary_channels', 'adversary_lr_scale')
+DEFAULT_ALIGNMENT = dict(align_weight=0.1, align_samples=256, rho=0.5,
+                         adversary_channels=32, adversary_lr_scale=1.0)
+RECOMMENDED_ALIGNMENT: Dict[str, Dict[str, Dict]] = {
+    'Cora': {  # study/cora, search seeds 100-102 (16 settings each)
+        'ct': dict(align_weight=0.1, align_samples=512, rho=0.25,
+                   adversary_channels=16, adversary_lr_scale=0.3),
+        'adversarial': dict(align_weight=0.01, align_samples=256,
+                            adversary_channels=32, adversary_lr_scale=3.0),
+    },
+}
 
 
 # Model #######################################################################
@@ -106,6 +122,15 @@ def default_hyperparameters(dataset: str) -> Dict:
     return defaults
 
 
+def alignment_defaults(dataset: str, method: str) -> Dict:
+    r"""The alignment settings (:data:`ALIGNMENT_SETTINGS`) of divergence
+    :obj:`method` on :obj:`dataset`: those chosen on validation accuracy
+    by the study where it ran (:data:`RECOMMENDED_ALIGNMENT`), else
+    :data:`DEFAULT_ALIGNMENT`."""
+    chosen = RECOMMENDED_ALIGNMENT.get(dataset_name(dataset), {})
+    return {**DEFAULT_ALIGNMENT, **chosen.get(method, {})}
+
+
 def auxiliary_loss(model: torch.nn.Module, align_weight: float) -> Tensor:
     r""":obj:`align_weight` times :func:`~align_gnn.alignment_loss` plus
     :obj:`4.0` times the self-supervised attention losses of
@@ -124,14 +149,15 @@ def make_model(method: str, data: Data, config: 'Config') -> torch.nn.Module:
     r"""The model of :obj:`method` for :obj:`config.dataset`: :class:`GAT`
     for Planetoid, :class:`ArxivGAT` for ogbn-arxiv, with
     :obj:`data.num_features` inputs and :obj:`data.num_classes` outputs."""
+    setting = config.alignment(method)
+    options = (setting['align_samples'], setting['rho'], config.conv,
+               setting['adversary_channels'])
     if config.dataset == 'ogbn-arxiv':
         return build_arxiv_model(method, data.num_features, data.num_classes,
-                                 config.align_samples, config.rho,
-                                 config.conv, config.adversary_channels)
+                                 *options)
     output_heads = default_hyperparameters(config.dataset)['output_heads']
     return build_model(method, data.num_features, data.num_classes,
-                       output_heads, config.align_samples, config.rho,
-                       config.conv, config.adversary_channels)
+                       output_heads, *options)
 
 
 # Training and evaluation #####################################################
@@ -296,9 +322,12 @@ class Config:
             :obj:`"ogbn-arxiv"`.
         methods (list of str): Methods to train on the same seeds; the first
             is the reference of the paired tests (see :data:`METHODS`).
-        align_weight (float): Weight :math:`\lambda` of the alignment loss.
-        align_samples (int): Keys and queries sampled per forward pass.
-        rho (float): Forward-transport weight of conditional transport.
+        align_weight (float, optional): Weight :math:`\lambda` of the
+            alignment loss.
+        align_samples (int, optional): Keys and queries sampled per forward
+            pass.
+        rho (float, optional): Forward-transport weight of conditional
+            transport.
         runs (int): Number of seeds :obj:`seed, seed + 1, ...`.
         seed (int): The first seed.
         epochs (int, optional): Maximum number of epochs.
@@ -319,10 +348,13 @@ class Config:
         conv (str): The attention layer of :obj:`"none"` and the aligned
             methods: :obj:`"gat"`, :obj:`"gatv2"` or :obj:`"transformer"`
             (see :func:`~align_gnn.models.layer_factory`).
-        adversary_channels (int): Width of the adversaries (CT's critic and
-            navigator, the discriminator).
-        adversary_lr_scale (float): The adversaries' learning rate is
-            :obj:`lr * adversary_lr_scale`.
+        adversary_channels (int, optional): Width of the adversaries (CT's
+            critic and navigator, the discriminator).
+        adversary_lr_scale (float, optional): The adversaries' learning rate
+            is :obj:`lr * adversary_lr_scale`.
+
+            Unset alignment settings are each divergence's own on the data
+            set (see :meth:`alignment`).
         label_attr, feature_attr, node_attributes, split: For a graph
             file, see :func:`~align_gnn.data.load_graph_file` (the split is
             drawn with :obj:`seed`, the same for every run).
@@ -337,9 +369,9 @@ class Config:
     """
     dataset: str = 'cora'
     methods: Sequence[str] = ('ct', )
-    align_weight: float = 0.1
-    align_samples: int = 256
-    rho: float = 0.5
+    align_weight: Optional[float] = None
+    align_samples: Optional[int] = None
+    rho: Optional[float] = None
     runs: int = 10
     seed: int = 0
     epochs: Optional[int] = None
@@ -351,8 +383,8 @@ class Config:
     batch_size: Optional[int] = None
     fanout: Optional[Sequence[int]] = None
     conv: str = 'gat'
-    adversary_channels: int = 32
-    adversary_lr_scale: float = 1.0
+    adversary_channels: Optional[int] = None
+    adversary_lr_scale: Optional[float] = None
     label_attr: str = 'label'
     feature_attr: Optional[Sequence[str]] = None
     node_attributes: Optional[str] = None
@@ -381,11 +413,14 @@ class Config:
             _require(getattr(self, name) >= 1, name, '>= 1',
                      getattr(self, name))
         _require(self.seed >= 0, 'seed', '>= 0', self.seed)
-        _require(self.align_weight >= 0, 'align_weight', '>= 0',
-                 self.align_weight)
-        _require(self.align_samples >= 2, 'align_samples', '>= 2',
-                 self.align_samples)
-        _require(0 <= self.rho <= 1, 'rho', 'in [0, 1]', self.rho)
+        for name, valid, expected in (
+                ('align_weight', lambda v: v >= 0, '>= 0'),
+                ('align_samples', lambda v: v >= 2, '>= 2'),
+                ('rho', lambda v: 0 <= v <= 1, 'in [0, 1]'),
+                ('adversary_channels', lambda v: v >= 1, '>= 1'),
+                ('adversary_lr_scale', lambda v: v > 0, '> 0')):
+            value = getattr(self, name)
+            _require(value is None or valid(value), name, expected, value)
         _require(self.device in DEVICES, 'device', f'one of {DEVICES}',
                  self.device)
         _require(self.features in FEATURES, 'features', f'one of {FEATURES}',
@@ -409,10 +444,6 @@ class Config:
                              "(--batch-size)")
         _require(self.conv in CONVS, 'conv', f'one of {tuple(CONVS)}',
                  self.conv)
-        _require(self.adversary_channels >= 1, 'adversary_channels', '>= 1',
-                 self.adversary_channels)
-        _require(self.adversary_lr_scale > 0, 'adversary_lr_scale', '> 0',
-                 self.adversary_lr_scale)
         self.split = [float(fraction) for fraction in self.split]
         if self.feature_attr is not None:
             self.feature_attr = list(self.feature_attr)
@@ -428,11 +459,23 @@ class Config:
         _require(self.weight_decay >= 0, 'weight_decay', '>= 0',
                  self.weight_decay)
 
+    def alignment(self, method: str) -> Dict:
+        r"""The alignment settings (:data:`ALIGNMENT_SETTINGS`) of
+        :obj:`method`: those set here, else the divergence's own on the data
+        set (see :func:`alignment_defaults`)."""
+        defaults = alignment_defaults(self.dataset, method)
+        return {name: defaults[name] if getattr(self, name) is None else
+                getattr(self, name) for name in ALIGNMENT_SETTINGS}
+
 
 def config_record(config: Config) -> Dict:
-    r""":obj:`config` as a dictionary, with the device it resolves to (as
-    results files and checkpoints record it)."""
-    return dict(asdict(config), device=str(resolve_device(config.device)))
+    r""":obj:`config` as a dictionary, with the device it resolves to and
+    the alignment settings of each divergence it trains (as results files
+    and checkpoints record it)."""
+    return dict(asdict(config), device=str(resolve_device(config.device)),
+                alignment={method: config.alignment(method)
+                           for method in config.methods
+                           if method in DIVERGENCES})
 
 
 def resolve_device(device: str = 'auto') -> torch.device:
@@ -498,18 +541,19 @@ def run(data: Data, method: str, seed: int, config: Config,
     return fit(model, data, method, seed, config, progress, checkpoint)
 
 
-def make_optimizer(model: torch.nn.Module,
-                   config: Config) -> torch.optim.Optimizer:
-    r"""Adam over every parameter of :obj:`model` with :obj:`config.lr` and
-    :obj:`config.weight_decay`; the adversaries' parameters (see
-    :func:`~align_gnn.models.adversary_parameters`) form a second group with
-    the learning rate :obj:`config.lr * config.adversary_lr_scale`."""
+def make_optimizer(model: torch.nn.Module, config: Config,
+                   method: str) -> torch.optim.Optimizer:
+    r"""Adam over every parameter of :obj:`model` (of :obj:`method`) with
+    :obj:`config.lr` and :obj:`config.weight_decay`; the adversaries'
+    parameters (see :func:`~align_gnn.models.adversary_parameters`) form a
+    second group with the learning rate :obj:`config.lr` times the
+    method's :obj:`adversary_lr_scale` (see :meth:`Config.alignment`)."""
     adversary = adversary_parameters(model)
     ids = {id(p) for p in adversary}
     groups = [dict(params=[p for p in model.parameters() if id(p) not in ids])]
     if adversary:
-        groups.append(dict(params=adversary,
-                           lr=config.lr * config.adversary_lr_scale))
+        scale = config.alignment(method)['adversary_lr_scale']
+        groups.append(dict(params=adversary, lr=config.lr * scale))
     return torch.optim.Adam(groups, lr=config.lr,
                             weight_decay=config.weight_decay)
 
@@ -545,8 +589,9 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
         model = DistributedDataParallel(
             module, device_ids=[device.index] if device.type == 'cuda' else
             None)
-    optimizer = make_optimizer(module, config)
-    align_weight = config.align_weight if method in DIVERGENCES else 0.0
+    optimizer = make_optimizer(module, config, method)
+    align_weight = (config.alignment(method)['align_weight']
+                    if method in DIVERGENCES else 0.0)
 
     best_acc, best_nll, best_epoch, best_state = -1.0, math.inf, 0, None
     epoch, elapsed = 0, 0.0  # epochs done and their seconds
@@ -624,8 +669,7 @@ def _final_metrics(model: torch.nn.Module, data: Data,
         seed)
     metrics['keys_queries'] = []
     if config.keys_queries and seed == config.seed:
-        metrics['keys_queries'] = key_query_pca(model, data,
-                                                config.align_samples, seed)
+        metrics['keys_queries'] = key_query_pca(model, data, seed=seed)
     return metrics
 
 

@@ -48,7 +48,8 @@ def one_setting(method: str, batch_size: int, epochs: int,
     torch.manual_seed(0)
     model = training.make_model(method, graph, config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    weight = config.align_weight if method in training.DIVERGENCES else 0.0
+    weight = (config.alignment(method)['align_weight']
+              if method in training.DIVERGENCES else 0.0)
     if batch_size:
         loader = training.neighbor_loader(
             graph, graph.train_mask.nonzero().view(-1), config.fanout,

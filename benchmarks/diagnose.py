@@ -95,19 +95,20 @@ def variant_model(variant: str, method: str, data,
         return model
     output_heads = training.default_hyperparameters(
         config.dataset)['output_heads']
-    options = dict(num_samples=config.align_samples, rho=config.rho)
+    setting = config.alignment(method)
+    options = dict(num_samples=setting['align_samples'], rho=setting['rho'])
     if variant == 'logits':
         def layer(in_channels, out_channels, heads=1, **kwargs):
             return LogitAlignedGATConv(
                 in_channels, out_channels, heads, divergence=(
-                    resolve_divergence(method, heads, 1, config.rho,
-                                       config.adversary_channels)),
+                    resolve_divergence(method, heads, 1, setting['rho'],
+                                       setting['adversary_channels'])),
                 **options, **kwargs)
     elif variant == 'edges':
         def layer(in_channels, out_channels, **kwargs):
             return EdgeSampledGATConv(
                 in_channels, out_channels, divergence=method,
-                adversary_channels=config.adversary_channels, **options,
+                adversary_channels=setting['adversary_channels'], **options,
                 **kwargs)
     else:
         raise ValueError(f'unknown variant {variant!r}')
@@ -151,7 +152,7 @@ def trace(data, method: str, setting: Dict, seed: int, dataset: str,
     config = study.config(method, setting, seed, dataset, epochs, epochs)
     seed_everything(seed)
     model = training.make_model(method, data, config)
-    optimizer = training.make_optimizer(model, config)
+    optimizer = training.make_optimizer(model, config, method)
     mask = data.train_mask
     records = []
     for epoch in range(1, epochs + 1):
@@ -164,7 +165,8 @@ def trace(data, method: str, setting: Dict, seed: int, dataset: str,
         optimizer.zero_grad()
         out = model(data.x, data.edge_index)
         task_loss = F.cross_entropy(out[mask], data.y[mask])
-        align_loss = config.align_weight * alignment_loss(model)
+        align_loss = (config.alignment(method)['align_weight']
+                      * alignment_loss(model))
         if record is not None:
             layers = []
             for _, conv in attention_layers(model):

@@ -63,6 +63,8 @@ def test_cora_ct_end_to_end(data_root, tmp_path):
     assert results['config']['methods'] == ['ct']
     assert results['config']['lr'] == 0.005
     assert results['config']['weight_decay'] == 5e-4
+    assert results['config']['alignment'] == {  # Cora's own settings
+        'ct': training.alignment_defaults('cora', 'ct')}
     (run, ) = results['runs']
     assert RUN_KEYS <= set(run)
     assert run['method'] == 'ct' and run['seed'] == 0
@@ -338,13 +340,42 @@ def test_adversary_width_and_learning_rate():
     model = training.make_model('ct', graph, config)
     adversary = training.adversary_parameters(model)
     assert model.conv1.divergence.critic.weight1.size(-1) == 8
-    optimizer = training.make_optimizer(model, config)
+    optimizer = training.make_optimizer(model, config, 'ct')
     main, second = optimizer.param_groups
     assert main['lr'] == 0.01 and second['lr'] == pytest.approx(0.001)
     assert {id(p) for p in second['params']} == {id(p) for p in adversary}
     assert len(main['params']) + len(second['params']) == len(
         list(model.parameters()))
     plain = training.make_model('none', graph, config)
-    assert len(training.make_optimizer(plain, config).param_groups) == 1
+    assert len(training.make_optimizer(plain, config,
+                                       'none').param_groups) == 1
     with pytest.raises(ValueError, match="'adversary_lr_scale' must be > 0"):
         training.Config(adversary_lr_scale=0)
+
+
+def test_alignment_settings_per_dataset_and_divergence(monkeypatch):
+    defaults = training.DEFAULT_ALIGNMENT
+    config = training.Config(dataset='cora', methods=['none', 'ct', 'mmd'])
+    monkeypatch.setattr(training, 'RECOMMENDED_ALIGNMENT', {
+        'Cora': {'ct': dict(align_weight=0.03, rho=0.25),
+                 'mmd': dict(align_samples=64)}})
+    assert config.alignment('ct') == {**defaults, 'align_weight': 0.03,
+                                      'rho': 0.25}
+    assert config.alignment('mmd') == {**defaults, 'align_samples': 64}
+    other = training.Config(dataset='citeseer', methods=['ct'])
+    assert other.alignment('ct') == defaults
+    # A setting given applies to every divergence:
+    given = training.Config(dataset='cora', methods=['ct', 'mmd'],
+                            align_weight=0.5)
+    assert given.alignment('ct')['align_weight'] == 0.5
+    assert given.alignment('ct')['rho'] == 0.25
+    assert given.alignment('mmd')['align_weight'] == 0.5
+    record = training.config_record(config)
+    assert set(record['alignment']) == {'ct', 'mmd'}
+    graph = Data(x=torch.randn(5, 4), y=torch.tensor([0, 1, 0, 1, 0]))
+    graph.num_classes = 2
+    model = training.make_model('mmd', graph, config)
+    assert model.conv1.num_samples == 64
+    model = training.make_model('ct', graph, config)
+    assert model.conv1.num_samples == defaults['align_samples']
+    assert model.conv1.rho == 0.25
