@@ -1,6 +1,7 @@
 r"""Why alignment helps or not: the diagnostics of the study (issue 5) on a
 Planetoid data set, for the divergence and setting the study chose on
-validation (<folder>/chosen.json, written by benchmarks/study.py).
+validation (<folder>/chosen.json, written by benchmarks/study.py), or the
+one given by --method and --setting.
 
 1. Gradients (one seed): at a few epochs, per attention layer, the norm of
    the task loss's gradient and of lambda times the alignment loss's gradient
@@ -260,6 +261,9 @@ def main(argv=None):
     parser.add_argument('--folder', default='study',
                         help='the study folder (chosen.json)')
     parser.add_argument('--method', help='divergence (default: the winner)')
+    parser.add_argument('--setting', type=json.loads,
+                        help="the method's setting as JSON, instead of the "
+                        "study's choice (needs --method)")
     parser.add_argument('--seeds', type=int, default=10)
     parser.add_argument('--epochs', type=int, default=1000)
     parser.add_argument('--patience', type=int, default=100)
@@ -267,7 +271,12 @@ def main(argv=None):
     parser.add_argument('--trace-epochs', default=TRACE_EPOCHS,
                         type=lambda text: tuple(map(int, text.split(','))))
     args = parser.parse_args(argv)
-    method, setting = chosen(args.folder, args.method)
+    if args.setting is not None:
+        if args.method is None:
+            parser.error('--setting needs --method')
+        method, setting = args.method, args.setting
+    else:
+        method, setting = chosen(args.folder, args.method)
     data = study.graph(args.dataset, args.root)
 
     traces, uniformity = {}, {}
