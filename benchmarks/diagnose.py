@@ -188,8 +188,8 @@ def trace(data, method: str, setting: Dict, seed: int, dataset: str,
                 cosine = F.cosine_similarity(flat_t, flat_a, dim=0)
                 layers.append(dict(task_grad=float(t), align_grad=float(a),
                                    cosine=float(cosine)))
-            record.update(task_loss=float(task_loss),
-                          align_loss=float(align_loss), layers=layers)
+            record.update(task_loss=task_loss.item(),
+                          align_loss=align_loss.item(), layers=layers)
             records.append(record)
         (task_loss + align_loss).backward()
         optimizer.step()

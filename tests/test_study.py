@@ -3,14 +3,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
+from align_gnn import AlignedGATConv, alignment_loss
+from align_gnn.divergences import resolve_divergence
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'benchmarks'))
 
 import study  # noqa: E402
-import torch  # noqa: E402
-
-from align_gnn import AlignedGATConv, alignment_loss  # noqa: E402
-from align_gnn.divergences import resolve_divergence  # noqa: E402
 
 ARGS = ['--methods', 'ct,mmd', '--search-samples', '2', '--search-seeds',
         '1', '--final-seeds', '2', '--peer-seeds', '1', '--epochs', '4',
@@ -137,3 +139,11 @@ def test_diagnose_end_to_end(data_root, tmp_path):
                                   'edges')]
     assert len((folder / 'diagnose.jsonl').read_text().splitlines()) == 6
     assert '| ct:logits |' in (folder / 'diagnose.md').read_text()
+
+
+def test_diagnose_setting_needs_method(capsys):
+    import diagnose
+
+    with pytest.raises(SystemExit):
+        diagnose.main(['--setting', '{"align_weight": 0.1}'])
+    assert '--setting needs --method' in capsys.readouterr().err
