@@ -25,8 +25,10 @@ skips what is done).
     python benchmarks/diagnose.py --dataset cora --folder study/cora
 """
 import argparse
+import copy
 import json
 import os.path as osp
+import shlex
 import sys
 from typing import Dict, List, Optional, Tuple
 
@@ -197,6 +199,19 @@ def trace(data, method: str, setting: Dict, seed: int, dataset: str,
 
 
 @torch.no_grad()
+def uniform_attention_accuracy(model: torch.nn.Module, data) -> Dict:
+    r"""Test accuracy of :obj:`model` and of a copy whose attention vectors
+    :math:`\mathbf{a}_s, \mathbf{a}_t` are zero, i.e. whose every layer
+    averages the neighbours uniformly (the rest of the weights kept)."""
+    uniform = copy.deepcopy(model)
+    for _, conv in attention_layers(uniform):
+        conv.att_src.zero_()
+        conv.att_dst.zero_()
+    return {name: training.evaluate(m, data)['test_acc']
+            for name, m in (('trained', model), ('uniform', uniform))}
+
+
+@torch.no_grad()
 def attention_uniformity(model: torch.nn.Module, data) -> List[float]:
     r"""Per attention layer: the mean over nodes with two or more neighbours
     (self-loop included) and heads of the entropy of the node's attention
@@ -279,13 +294,15 @@ def main(argv=None):
         method, setting = chosen(args.folder, args.method)
     data = study.graph(args.dataset, args.root)
 
-    traces, uniformity = {}, {}
+    traces, uniformity, uniform_acc = {}, {}, {}
     for label, m in (('GAT', 'none'), (method, method)):
         traces[label], model = trace(data, m, setting if m != 'none' else {},
                                      0, args.dataset, args.trace_epochs)
         uniformity[label] = attention_uniformity(model, data)
+        uniform_acc[label] = uniform_attention_accuracy(model, data)
         print(f'{label}: traced; attention entropy / uniform per layer: '
-              f'{uniformity[label]}', flush=True)
+              f'{uniformity[label]}; test accuracy {uniform_acc[label]}',
+              flush=True)
 
     tasks = [('diagnose', 'none', {'variant': 'chosen'}, seed)
              for seed in range(args.seeds)]
@@ -297,15 +314,22 @@ def main(argv=None):
     variants, rows = study.table(tasks, store)
 
     text = (f'{args.dataset}: diagnostics of {method} '
-            f'{json.dumps(setting)}, `python benchmarks/diagnose.py '
-            f'{" ".join(sys.argv[1:] if argv is None else argv)}`\n\n'
+            f'{json.dumps(setting)}, `'
+            + shlex.join(['python', 'benchmarks/diagnose.py',
+                          *(sys.argv[1:] if argv is None else argv)])
+            + '`\n\n'
             f'Gradients on the attention parameters (seed 0, no early '
             f'stopping):\n\n{gradient_table(traces)}\n'
             'Attention entropy relative to uniform (1 = uniform), per '
             f'layer, after {max(args.trace_epochs)} epochs: '
             + '; '.join(f'{label} {", ".join(f"{v:.3f}" for v in values)}'
                         for label, values in uniformity.items())
-            + '\n\nVariants ('
+            + '.\n\nTest accuracy of the same models, trained and with '
+            'uniform attention (a_s = a_t = 0): '
+            + '; '.join(f'{label} {100 * acc["trained"]:.1f} vs '
+                        f'{100 * acc["uniform"]:.1f}'
+                        for label, acc in uniform_acc.items())
+            + '.\n\nVariants ('
             + ', '.join(f'{k}: {v}' for k, v in VARIANTS.items())
             + f'):\n\n{variants}')
     training.atomic_write(osp.join(args.folder, 'diagnose.md'),
@@ -314,6 +338,7 @@ def main(argv=None):
         osp.join(args.folder, 'diagnose.json'),
         lambda f: json.dump(dict(method=method, setting=setting,
                                  traces=traces, uniformity=uniformity,
+                                 uniform_attention=uniform_acc,
                                  variants=rows), f, indent=2))
     print(text)
 

@@ -26,6 +26,7 @@ import json
 import os
 import os.path as osp
 import random
+import shlex
 import sys
 import tempfile
 import time
@@ -288,8 +289,8 @@ def main(argv=None):
     tasks = final_tasks(best, args)
     ran = run_tasks(tasks, store, args)
     text, rows = table(tasks, store)
-    command = 'python benchmarks/study.py ' + ' '.join(
-        sys.argv[1:] if argv is None else argv)
+    command = shlex.join(['python', 'benchmarks/study.py',
+                          *(sys.argv[1:] if argv is None else argv)])
     training.atomic_write(osp.join(args.folder, 'table.md'), lambda f: f.write(
         f'{args.dataset}, {time.strftime("%Y-%m-%d")}, `{command}`\n\n'
         + text))
