@@ -133,6 +133,9 @@ def test_diagnose_end_to_end(data_root, tmp_path):
     assert all(layer['align_grad'] > 0 for r in ct for layer in r['layers'])
     assert len(report['uniformity']['ct']) == 2
     assert all(0 < u <= 1 + 1e-6 for u in report['uniformity']['GAT'])
+    accuracy = report['uniform_attention']['ct']
+    assert set(accuracy) == {'trained', 'uniform'}
+    assert all(0 <= acc <= 1 for acc in accuracy.values())
     labels = [row['method'] for row in report['variants']]
     assert labels == ['none'] + [f'ct:{v}' for v in
                                  ('chosen', 'first', 'last', 'logits',
