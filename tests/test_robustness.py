@@ -78,7 +78,8 @@ def cora_results(data_root, tmp_path_factory):
         sys.path.remove(str(REPO))
     code = train_gat.main([
         '--root', str(data_root), '--compare', 'none,ct', '--runs', '1',
-        '--epochs', '150', '--attack', 'prbcd', '--budgets', '0,0.1',
+        '--epochs', '150', '--align-samples', '128', '--attack', 'prbcd',
+        '--budgets', '0,0.1',
         '--attack-epochs', '3', '--plot-dir', str(folder / 'plots'),
         '--out', str(folder / 'results.json'), '--quiet'])
     assert code == 0
