@@ -173,7 +173,9 @@ def format_leaderboard(results: Dict) -> str:
 def check_writable(path: str):
     r"""Raises :class:`OSError` if a results file cannot be written at
     :obj:`path`, so that a long experiment fails before it starts, not after
-    (creates nothing)."""
+    (leaves nothing behind: the nearest existing folder is probed with a
+    temporary file, since permission bits alone say yes to root on file
+    systems such as :file:`/proc`)."""
     if osp.isdir(path):
         raise IsADirectoryError(f"'{path}' is a directory")
     folder = osp.dirname(osp.abspath(path))
@@ -181,8 +183,11 @@ def check_writable(path: str):
         folder = osp.dirname(folder)
     if not osp.isdir(folder):
         raise NotADirectoryError(f"'{folder}' is not a directory")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(f"'{folder}' is not writable")
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as err:
+        raise PermissionError(f"'{folder}' is not writable "
+                              f"({err.strerror})") from err
 
 
 def save_results(results: Dict, path: str):

@@ -379,3 +379,11 @@ def test_alignment_settings_per_dataset_and_divergence(monkeypatch):
     model = training.make_model('ct', graph, config)
     assert model.conv1.num_samples == defaults['align_samples']
     assert model.conv1.rho == 0.25
+
+
+def test_check_writable_probes_the_folder(tmp_path):
+    training.check_writable(str(tmp_path / 'new' / 'results.json'))
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+    # Permission bits say yes to root here; the probe does not:
+    with pytest.raises(PermissionError, match="'/proc' is not writable"):
+        training.check_writable('/proc/results.json')
