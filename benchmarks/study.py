@@ -78,8 +78,9 @@ def task_key(task: Task) -> str:
 
 class Store:
     r"""Finished runs in a JSON-lines file, one appended (and synced) per
-    run; a line cut short by a kill is ignored (and overwritten)."""
-    def __init__(self, path: str):
+    run; a line cut short by a kill is ignored (and, with :obj:`repair`,
+    cut off the file so that the next run overwrites it)."""
+    def __init__(self, path: str, repair: bool = True):
         self.path = path
         self.records: Dict[str, Dict] = {}
         good = 0
@@ -92,7 +93,7 @@ class Store:
                         break
                     self.records[record['key']] = record
                     good += len(line)
-            if good < osp.getsize(path):
+            if repair and good < osp.getsize(path):
                 os.truncate(path, good)
 
     def add(self, task: Task, result: Dict):
@@ -255,7 +256,7 @@ def measure_workers(args):
           f'{seconds[1] / seconds[2]:.2f}x as fast')
 
 
-def main(argv=None):
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--dataset', default='cora')
     parser.add_argument('--root', help='data root')
@@ -275,7 +276,11 @@ def main(argv=None):
     parser.add_argument('--stage', choices=['search', 'all'], default='all')
     parser.add_argument('--measure-workers', action='store_true')
     parser.add_argument('--measure-runs', type=int, default=4)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     if args.measure_workers:
         return measure_workers(args)
 

@@ -150,3 +150,17 @@ def test_diagnose_setting_needs_method(capsys):
     with pytest.raises(SystemExit):
         diagnose.main(['--setting', '{"align_weight": 0.1}'])
     assert '--setting needs --method' in capsys.readouterr().err
+
+
+def test_recommended_settings_are_the_study_choices():
+    # Every setting the library recommends is a study's validation choice,
+    # recomputed from its committed runs (a complete search of the
+    # divergence with the study's defaults):
+    from align_gnn import training
+
+    for dataset, chosen in training.RECOMMENDED_ALIGNMENT.items():
+        store = study.Store(str(REPO / 'study' / dataset.lower() /
+                                'runs.jsonl'), repair=False)
+        args = study.parse_args(['--methods', ','.join(chosen)])
+        best = study.best_settings(store, args)
+        assert {m: best[m]['setting'] for m in chosen} == chosen
