@@ -5,6 +5,7 @@ calibration, robustness, checkpoints and experiments (summaries and files:
 :mod:`align_gnn.results`). :file:`train_gat.py` is a thin command line over
 this module."""
 import glob
+import logging
 import math
 import os
 import os.path as osp
@@ -79,6 +80,8 @@ from align_gnn.results import (  # noqa: F401 (re-exported)
     summarize,
 )
 from align_gnn.robustness import ATTACKS, robustness
+
+log = logging.getLogger('align_gnn')
 
 DEVICES = ('auto', 'cpu', 'cuda')
 SUPERGAT_LOSS_WEIGHT = 4.0  # as in PyG's examples/super_gat.py
@@ -826,6 +829,14 @@ def experiment(config: Config, root: Optional[str] = None,
     with distributed.main_first():
         data = load_dataset(config.dataset, root, **graph_file_options(
             config))
+    chosen = RECOMMENDED_ALIGNMENT.get(dataset_name(config.dataset), {})
+    for method in config.methods:
+        unset = [name for name in chosen.get(method, {})
+                 if getattr(config, name) is None]
+        if unset and distributed.is_main():
+            log.info(f"{method} on {dataset_name(config.dataset)}: the "
+                     f"study's choice of {', '.join(unset)} (all: "
+                     f"{config.alignment(method)})")
     results = run_many(data, config, progress, checkpoint)
     return dict(dataset=config.dataset, config=config_record(config),
                 runs=[asdict(result) for result in results],

@@ -65,6 +65,8 @@ def test_cora_ct_end_to_end(data_root, tmp_path):
     assert results['config']['weight_decay'] == 5e-4
     assert results['config']['alignment'] == {  # Cora's own settings
         'ct': training.alignment_defaults('cora', 'ct')}
+    assert "note: ct on Cora: the study's choice of align_weight" in (
+        proc.stderr)
     (run, ) = results['runs']
     assert RUN_KEYS <= set(run)
     assert run['method'] == 'ct' and run['seed'] == 0
