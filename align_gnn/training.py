@@ -99,6 +99,7 @@ RECOMMENDED_ALIGNMENT: Dict[str, Dict[str, Dict]] = {
                    adversary_channels=16, adversary_lr_scale=0.3),
         'adversarial': dict(align_weight=0.01, align_samples=256,
                             adversary_channels=32, adversary_lr_scale=3.0),
+        'sinkhorn': dict(align_weight=0.3, align_samples=128),
     },
 }
 
