@@ -1,7 +1,7 @@
 r"""What alignment does to keys and queries: per layer and head, a 2-D
 principal component projection of sampled keys and queries of a trained
 model and their squared MMD."""
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 from torch import Tensor
@@ -32,21 +32,7 @@ def key_query_pca(model: torch.nn.Module, data: Data, num_samples: int = 256,
     convs = [(name, module) for name, module in model.named_modules()
              if isinstance(module, AlignedAttention) or type(module) in
              ALIGNED]
-    inputs = {}
-
-    def keep_input(name: str):
-        def hook(module, args):
-            inputs[name] = args[0]
-        return hook
-
-    hooks = [conv.register_forward_pre_hook(keep_input(name))
-             for name, conv in convs]
-    model.eval()
-    try:
-        model(data.x, data.edge_index)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    inputs = layer_inputs(model, data, convs)
 
     generator_state = torch.get_rng_state()
     torch.manual_seed(seed)
@@ -70,6 +56,32 @@ def key_query_pca(model: torch.nn.Module, data: Data, num_samples: int = 256,
                               mmd=float(values[head])))
         layers.append(dict(layer=name, heads=heads))
     return layers
+
+
+@torch.no_grad()
+def layer_inputs(
+    model: torch.nn.Module,
+    data: Data,
+    layers: List[Tuple[str, torch.nn.Module]],
+) -> Dict[str, Tensor]:
+    r"""The node features each of the named :obj:`layers` of :obj:`model`
+    receives in one evaluation-mode forward pass on the full graph."""
+    inputs = {}
+
+    def keep_input(name: str):
+        def hook(module, args):
+            inputs[name] = args[0]
+        return hook
+
+    hooks = [layer.register_forward_pre_hook(keep_input(name))
+             for name, layer in layers]
+    model.eval()
+    try:
+        model(data.x, data.edge_index)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return inputs
 
 
 def _pca_2d(keys: Tensor, queries: Tensor):

@@ -34,7 +34,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch.nn.utils import parameters_to_vector
 
 from torch_geometric import seed_everything
 from torch_geometric.nn import GATConv
@@ -44,7 +44,10 @@ import study  # benchmarks/study.py: also puts the repository on sys.path
 
 from align_gnn import AlignedGATConv, alignment_loss, training  # noqa: E402
 from align_gnn.conv import sample_rows  # noqa: E402
-from align_gnn.diagnostics import key_query_pca  # noqa: E402
+from align_gnn.diagnostics import (  # noqa: E402
+    key_query_pca,
+    layer_inputs,
+)
 from align_gnn.divergences import resolve_divergence  # noqa: E402
 from align_gnn.models import GAT  # noqa: E402
 
@@ -139,10 +142,6 @@ def attention_layers(model: torch.nn.Module) -> List:
             if isinstance(module, GATConv)]
 
 
-def _grad_norm(grads) -> Tensor:
-    return torch.cat([g.flatten() for g in grads]).norm()
-
-
 def trace(data, method: str, setting: Dict, seed: int, dataset: str,
           at: Tuple[int, ...] = TRACE_EPOCHS,
           ) -> Tuple[List[Dict], torch.nn.Module]:
@@ -156,6 +155,7 @@ def trace(data, method: str, setting: Dict, seed: int, dataset: str,
     seed_everything(seed)
     model = training.make_model(method, data, config)
     optimizer = training.make_optimizer(model, config, method)
+    align_weight = config.alignment(method)['align_weight']
     mask = data.train_mask
     records = []
     for epoch in range(1, epochs + 1):
@@ -168,8 +168,7 @@ def trace(data, method: str, setting: Dict, seed: int, dataset: str,
         optimizer.zero_grad()
         out = model(data.x, data.edge_index)
         task_loss = F.cross_entropy(out[mask], data.y[mask])
-        align_loss = (config.alignment(method)['align_weight']
-                      * alignment_loss(model))
+        align_loss = align_weight * alignment_loss(model)
         if record is not None:
             layers = []
             for _, conv in attention_layers(model):
@@ -184,11 +183,11 @@ def trace(data, method: str, setting: Dict, seed: int, dataset: str,
                         allow_unused=True))
                 ] if align_loss.requires_grad else [
                     torch.zeros_like(p) for p in params]
-                t, a = _grad_norm(task_grad), _grad_norm(align_grad)
-                flat_t = torch.cat([g.flatten() for g in task_grad])
-                flat_a = torch.cat([g.flatten() for g in align_grad])
-                cosine = F.cosine_similarity(flat_t, flat_a, dim=0)
-                layers.append(dict(task_grad=float(t), align_grad=float(a),
+                task_vec = parameters_to_vector(task_grad)
+                align_vec = parameters_to_vector(align_grad)
+                cosine = F.cosine_similarity(task_vec, align_vec, dim=0)
+                layers.append(dict(task_grad=float(task_vec.norm()),
+                                   align_grad=float(align_vec.norm()),
                                    cosine=float(cosine)))
             record.update(task_loss=task_loss.item(),
                           align_loss=align_loss.item(), layers=layers)
@@ -216,17 +215,8 @@ def attention_uniformity(model: torch.nn.Module, data) -> List[float]:
     r"""Per attention layer: the mean over nodes with two or more neighbours
     (self-loop included) and heads of the entropy of the node's attention
     divided by that of uniform attention, :math:`\log(\deg)`."""
-    inputs = {}
     layers = attention_layers(model)
-    hooks = [conv.register_forward_pre_hook(
-        lambda module, args, name=name: inputs.__setitem__(name, args[0]))
-        for name, conv in layers]
-    model.eval()
-    try:
-        model(data.x, data.edge_index)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    inputs = layer_inputs(model, data, layers)
     ratios = []
     for name, conv in layers:
         _, (edge_index, alpha) = conv(inputs[name], data.edge_index,
