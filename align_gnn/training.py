@@ -100,6 +100,7 @@ RECOMMENDED_ALIGNMENT: Dict[str, Dict[str, Dict]] = {
         'adversarial': dict(align_weight=0.01, align_samples=256,
                             adversary_channels=32, adversary_lr_scale=3.0),
         'sinkhorn': dict(align_weight=0.3, align_samples=128),
+        'mmd': dict(align_weight=1.0, align_samples=64),
     },
 }
 
