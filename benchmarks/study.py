@@ -2,7 +2,8 @@ r"""Does alignment help? The side-by-side study on a Planetoid data set.
 
 1. Search (validation accuracy only): per divergence, a seeded random sample
    of settings from SEARCH_SPACE (λ, m, ρ for ct, the adversary's width and
-   learning-rate scale for ct and adversarial), each on --search-seeds seeds
+   learning-rate scale for ct and adversarial; --space narrows a
+   divergence's values), each on --search-seeds seeds
    (100, 101, ...: not the final seeds); the best setting of a divergence has
    the highest mean validation accuracy (test accuracy plays no part).
 2. Final: the divergence with the best search score against plain GAT on
@@ -18,6 +19,9 @@ N > 1); --measure-workers times one against two on the same runs.
 
     python benchmarks/study.py --dataset cora --folder study/cora
     python benchmarks/study.py --dataset cora --folder study/cora --workers 2
+    python benchmarks/study.py --dataset citeseer --folder study/citeseer \
+        --space sinkhorn.align_samples=64,128,256 \
+        --space mmd.align_samples=64,128,256
     python benchmarks/study.py --dataset cora --measure-workers
 """
 import argparse
@@ -32,7 +36,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
-from typing import Callable, Dict, Iterable, List, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -62,11 +66,14 @@ PEERS = ('gatv2', 'supergat')
 Task = Tuple[str, str, Dict, int]  # stage, method, setting, seed
 
 
-def sample_settings(method: str, num: int, seed: int = 0) -> List[Dict]:
+def sample_settings(method: str, num: int, seed: int = 0,
+                    space: Optional[Dict[str, List]] = None) -> List[Dict]:
     r"""Up to :obj:`num` distinct settings of :obj:`method`, drawn uniformly
-    from the product of the values it uses (all of them if fewer)."""
+    from the product of the values it uses (all of them if fewer);
+    :obj:`space` replaces some of :data:`SEARCH_SPACE`'s value lists."""
     names = USES[method]
-    grid = list(itertools.product(*(SEARCH_SPACE[n] for n in names)))
+    space = {**SEARCH_SPACE, **(space or {})}
+    grid = list(itertools.product(*(space[n] for n in names)))
     picks = random.Random(f'{method}-{seed}').sample(grid,
                                                      min(num, len(grid)))
     return [dict(zip(names, values)) for values in picks]
@@ -175,7 +182,8 @@ def run_tasks(tasks: Iterable[Task], store: Store, args,
 def search_tasks(args) -> List[Task]:
     return [('search', method, setting, SEARCH_SEED + s)
             for method in args.methods
-            for setting in sample_settings(method, args.search_samples)
+            for setting in sample_settings(method, args.search_samples,
+                                           space=args.space.get(method))
             for s in range(args.search_seeds)]
 
 
@@ -186,7 +194,8 @@ def best_settings(store: Store, args) -> Dict[str, Dict]:
     best = {}
     for method in args.methods:
         scores = []
-        for setting in sample_settings(method, args.search_samples):
+        for setting in sample_settings(method, args.search_samples,
+                                       space=args.space.get(method)):
             val = [store.result(('search', method, setting,
                                  SEARCH_SEED + s))['val_acc']
                    for s in range(args.search_seeds)]
@@ -256,6 +265,24 @@ def measure_workers(args):
           f'{seconds[1] / seconds[2]:.2f}x as fast')
 
 
+def space_option(text: str) -> Tuple[str, str, List]:
+    r"""Parses :obj:`--space METHOD.NAME=V1,V2,...`."""
+    try:
+        target, values = text.split('=')
+        method, name = target.split('.')
+        values = [json.loads(value) for value in values.split(',')]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not METHOD.NAME=V1,V2,... (e.g. "
+            f"sinkhorn.align_samples=64,128,256)")
+    if method not in USES or name not in USES[method]:
+        raise argparse.ArgumentTypeError(
+            f"'{text}': {method} has no setting '{name}' (it has "
+            f"{', '.join(USES.get(method, ()))}; methods: "
+            f"{', '.join(USES)})")
+    return method, name, values
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--dataset', default='cora')
@@ -267,6 +294,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--search-samples', type=int, default=16,
                         help='settings sampled per divergence')
     parser.add_argument('--search-seeds', type=int, default=3)
+    parser.add_argument('--space', type=space_option, action='append',
+                        default=[], metavar='METHOD.NAME=V1,V2,...',
+                        help="a divergence's own values of a setting "
+                             "instead of SEARCH_SPACE's (repeatable)")
     parser.add_argument('--final-seeds', type=int, default=30)
     parser.add_argument('--peer-seeds', type=int, default=10)
     parser.add_argument('--epochs', type=int, default=1000)
@@ -276,7 +307,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--stage', choices=['search', 'all'], default='all')
     parser.add_argument('--measure-workers', action='store_true')
     parser.add_argument('--measure-runs', type=int, default=4)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    space = {}
+    for method, name, values in args.space:
+        space.setdefault(method, {})[name] = values
+    args.space = space
+    return args
 
 
 def main(argv=None):

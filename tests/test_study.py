@@ -1,4 +1,5 @@
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,33 @@ def test_sample_settings():
     assert settings == study.sample_settings('ct', 5)  # seeded
     assert set(settings[0]) == set(study.USES['ct'])
     assert len(study.sample_settings('mmd', 1000)) == 6 * 4  # whole grid
+    small = study.sample_settings('mmd', 1000,
+                                  space={'align_samples': [64, 128]})
+    assert len(small) == 6 * 2
+    assert {s['align_samples'] for s in small} == {64, 128}
+
+
+@pytest.mark.parametrize('text,error', [
+    ('sinkhorn.align_samples', 'is not METHOD.NAME=V1,V2,...'),
+    ('sinkhorn.align_samples=64,big', 'is not METHOD.NAME=V1,V2,...'),
+    ('sinkhorn.rho=0.5', "sinkhorn has no setting 'rho'"),
+    ('gat.align_weight=1', "gat has no setting 'align_weight'"),
+])
+def test_space_option_errors(text, error, capsys):
+    with pytest.raises(SystemExit):
+        study.parse_args(['--space', text])
+    assert error in capsys.readouterr().err
+
+
+def test_space_option():
+    args = study.parse_args(['--space', 'mmd.align_samples=64,128',
+                             '--space', 'mmd.align_weight=0.1'])
+    assert args.space == {'mmd': {'align_samples': [64, 128],
+                                  'align_weight': [0.1]}}
+    tasks = study.search_tasks(study.parse_args(
+        ['--methods', 'mmd', '--space', 'mmd.align_samples=64',
+         '--search-seeds', '1']))
+    assert len(tasks) == 6 and {t[2]['align_samples'] for t in tasks} == {64}
 
 
 def test_study_resumes_and_chooses_on_validation(data_root, tmp_path):
@@ -154,13 +182,16 @@ def test_diagnose_setting_needs_method(capsys):
 
 def test_recommended_settings_are_the_study_choices():
     # Every setting the library recommends is a study's validation choice,
-    # recomputed from its committed runs (a complete search of the
-    # divergence with the study's defaults):
+    # recomputed from its committed runs with the study's own command (the
+    # first line of its table.md):
     from align_gnn import training
 
     for dataset, chosen in training.RECOMMENDED_ALIGNMENT.items():
-        store = study.Store(str(REPO / 'study' / dataset.lower() /
-                                'runs.jsonl'), repair=False)
-        args = study.parse_args(['--methods', ','.join(chosen)])
+        folder = REPO / 'study' / dataset.lower()
+        store = study.Store(str(folder / 'runs.jsonl'), repair=False)
+        header = (folder / 'table.md').read_text().splitlines()[0]
+        command = shlex.split(header.split('`')[1])
+        assert command[:2] == ['python', 'benchmarks/study.py']
+        args = study.parse_args(command[2:] + ['--methods', ','.join(chosen)])
         best = study.best_settings(store, args)
         assert {m: best[m]['setting'] for m in chosen} == chosen
