@@ -102,6 +102,14 @@ RECOMMENDED_ALIGNMENT: Dict[str, Dict[str, Dict]] = {
         'sinkhorn': dict(align_weight=0.3, align_samples=128),
         'mmd': dict(align_weight=1.0, align_samples=64),
     },
+    'CiteSeer': {  # study/citeseer, same search (Sinkhorn, MMD: m <= 256)
+        'ct': dict(align_weight=0.003, align_samples=128, rho=0.75,
+                   adversary_channels=16, adversary_lr_scale=0.1),
+        'adversarial': dict(align_weight=0.003, align_samples=512,
+                            adversary_channels=16, adversary_lr_scale=1.0),
+        'sinkhorn': dict(align_weight=0.003, align_samples=64),
+        'mmd': dict(align_weight=0.003, align_samples=256),
+    },
 }
 
 
