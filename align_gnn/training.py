@@ -135,13 +135,20 @@ def default_hyperparameters(dataset: str) -> Dict:
     return defaults
 
 
+def recommended_alignment(dataset: str, method: str) -> Dict:
+    r"""The alignment settings of divergence :obj:`method` that the study
+    chose on validation accuracy for :obj:`dataset`
+    (:data:`RECOMMENDED_ALIGNMENT`; empty where it did not run)."""
+    return RECOMMENDED_ALIGNMENT.get(dataset_name(dataset), {}).get(method,
+                                                                    {})
+
+
 def alignment_defaults(dataset: str, method: str) -> Dict:
     r"""The alignment settings (:data:`ALIGNMENT_SETTINGS`) of divergence
     :obj:`method` on :obj:`dataset`: those chosen on validation accuracy
-    by the study where it ran (:data:`RECOMMENDED_ALIGNMENT`), else
+    by the study where it ran (:func:`recommended_alignment`), else
     :data:`DEFAULT_ALIGNMENT`."""
-    chosen = RECOMMENDED_ALIGNMENT.get(dataset_name(dataset), {})
-    return {**DEFAULT_ALIGNMENT, **chosen.get(method, {})}
+    return {**DEFAULT_ALIGNMENT, **recommended_alignment(dataset, method)}
 
 
 def auxiliary_loss(model: torch.nn.Module, align_weight: float) -> Tensor:
@@ -839,9 +846,9 @@ def experiment(config: Config, root: Optional[str] = None,
     with distributed.main_first():
         data = load_dataset(config.dataset, root, **graph_file_options(
             config))
-    chosen = RECOMMENDED_ALIGNMENT.get(dataset_name(config.dataset), {})
     for method in config.methods:
-        unset = [name for name in chosen.get(method, {})
+        unset = [name for name in recommended_alignment(config.dataset,
+                                                        method)
                  if getattr(config, name) is None]
         if unset and distributed.is_main():
             log.info(f"{method} on {dataset_name(config.dataset)}: the "
