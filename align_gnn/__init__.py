@@ -1,11 +1,14 @@
 r"""Alignment attention for graph neural networks: match the distributions of
 keys and queries inside every attention head (Zhang et al., NeurIPS 2021).
 
-Importing it asks MKL for its strict reproducible mode (``MKL_CBWR``, unless
-already set), so that a matrix product gives the same bits whatever number of
-threads MKL runs it on; this must happen before the first product of the
-process (import :mod:`align_gnn` first), and it costs no measurable time."""
+Importing it asks MKL for its reproducible mode (``MKL_CBWR=AUTO,STRICT``,
+unless already set: results independent of memory alignment), before the first
+matrix product of the process if :mod:`align_gnn` is imported first; training
+also runs MKL's products on one thread (see :mod:`align_gnn.reproducibility`),
+so that a run gives the same bits whatever the number of threads."""
 import os
+
+os.environ.setdefault('MKL_CBWR', 'AUTO,STRICT')
 
 from align_gnn.conv import (
     AlignedAttention,
@@ -22,8 +25,6 @@ from align_gnn.divergences import (
     MMD,
     SinkhornDivergence,
 )
-
-os.environ.setdefault('MKL_CBWR', 'AUTO,STRICT')
 
 __version__ = '0.1.0'
 

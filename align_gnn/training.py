@@ -79,6 +79,10 @@ from align_gnn.results import (  # noqa: F401 (re-exported)
     save_results,
     summarize,
 )
+from align_gnn.reproducibility import (
+    reproducibility_settings,
+    single_threaded_blas,
+)
 from align_gnn.robustness import ATTACKS, robustness
 
 log = logging.getLogger('align_gnn')
@@ -595,6 +599,7 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
     of the training nodes, rank 0 evaluates and every rank takes its
     decisions, so that all ranks end with the same weights and result.
     """
+    single_threaded_blas()  # the same bits on any number of threads
     device = next(model.parameters()).device
     full = prepare_data(data, config.features).to(device)
     evaluator = (Evaluator(config.dataset)
@@ -879,7 +884,8 @@ def environment() -> Dict:
                 torch_geometric=torch_geometric.__version__,
                 ogb=ogb.__version__, align_gnn=align_gnn.__version__,
                 machine=platform.platform(),
-                processes=distributed.world_size())
+                processes=distributed.world_size(),
+                **reproducibility_settings())
 
 
 def default_output_path(config: Config) -> str:
