@@ -20,7 +20,21 @@ from typing import Callable, List, Optional
 
 import torch
 
-from align_gnn import distributed, plots, training
+from align_gnn import distributed, plots
+from align_gnn.checkpoint import Checkpoint
+from align_gnn.config import DEFAULT_ALIGNMENT, DEVICES, Config, resolve_device
+from align_gnn.data import DATASETS, FEATURES, dataset_name, is_graph_file
+from align_gnn.models import CONVS, METHODS
+from align_gnn.results import (
+    check_writable,
+    default_output_path,
+    format_attack_table,
+    format_leaderboard,
+    format_table,
+    save_results,
+)
+from align_gnn.robustness import ATTACKS
+from align_gnn.training import experiment
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -46,22 +60,22 @@ def _number(cast: Callable, requirement: str,
 
 def _methods(text: str) -> List[str]:
     methods = [method.strip().lower() for method in text.split(',')]
-    unknown = [method for method in methods if method not in training.METHODS]
+    unknown = [method for method in methods if method not in METHODS]
     if unknown or len(set(methods)) != len(methods):
         raise argparse.ArgumentTypeError(
-            f'must be distinct names from {",".join(training.METHODS)}, '
+            f'must be distinct names from {",".join(METHODS)}, '
             f'separated by commas (got {text!r})')
     return methods
 
 
 def _dataset(text: str) -> str:
-    if text.lower() in training.DATASETS:
+    if text.lower() in DATASETS:
         return text.lower()
-    if training.is_graph_file(text):
+    if is_graph_file(text):
         if not os.path.isfile(text):
             raise argparse.ArgumentTypeError(f'no such graph file {text!r}')
         return text
-    choices = ', '.join(map(repr, training.DATASETS))
+    choices = ', '.join(map(repr, DATASETS))
     raise argparse.ArgumentTypeError(
         f'invalid choice: {text!r} (choose from {choices}, or give the path '
         f'of a GraphML (.graphml), GML (.gml) or edge list (.edgelist, '
@@ -100,7 +114,7 @@ def recommended(name: str) -> str:
     r"""The help text's end for the alignment setting :obj:`name`."""
     return (f'; unset: the divergence\'s own, chosen on validation for the '
             f'data set (README "Results"), else '
-            f'{training.DEFAULT_ALIGNMENT[name]}')
+            f'{DEFAULT_ALIGNMENT[name]}')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -133,15 +147,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='graph file: fractions of each class for training, validation '
         'and test, drawn with --seed (the same split for every run)')
     parser.add_argument(
-        '--align', type=str.lower, default='ct', choices=training.METHODS,
+        '--align', type=str.lower, default='ct', choices=METHODS,
         metavar='METHOD',
-        help=f'the method to train, one of {", ".join(training.METHODS)}: '
+        help=f'the method to train, one of {", ".join(METHODS)}: '
         'none is the plain GAT of PyG examples/gat.py, ct/adversarial/'
         'sinkhorn/mmd add alignment attention with that divergence, '
         'gatv2/supergat are PyG peers; the default ct is the method this '
         'project studies')
     parser.add_argument(
-        '--conv', type=str.lower, default='gat', choices=list(training.CONVS),
+        '--conv', type=str.lower, default='gat', choices=list(CONVS),
         help='the attention layer of none and the aligned methods: PyG '
         'GATConv, GATv2Conv or TransformerConv (aligned: AlignedGATConv, '
         'AlignedGATv2Conv, AlignedTransformerConv)')
@@ -199,10 +213,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--out', help='results JSON file; unset: a timestamped file under '
         'results/')
     parser.add_argument('--device', type=str.lower, default='auto',
-                        choices=training.DEVICES,
+                        choices=DEVICES,
                         help='auto picks CUDA when available')
     parser.add_argument(
-        '--features', type=str.lower, choices=training.FEATURES,
+        '--features', type=str.lower, choices=FEATURES,
         help='node feature layout: sparse stores the bag-of-words features '
         'as a sparse CSR matrix (faster first layer); unset: sparse for '
         'full-batch Planetoid, else dense')
@@ -217,7 +231,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'one number per layer (-1: all); unset: 10,10 (Planetoid) or '
         '15,10,5 (ogbn-arxiv)')
     parser.add_argument(
-        '--attack', type=str.lower, choices=training.ATTACKS,
+        '--attack', type=str.lower, choices=ATTACKS,
         help='evaluate each trained model under this structure attack (PyG '
         'PRBCDAttack, a global evasion attack on the test nodes) and under '
         'as many random edge flips, at each of --budgets')
@@ -270,7 +284,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.getLogger('align_gnn').addHandler(notes)
     logging.getLogger('align_gnn').setLevel(logging.INFO)
     try:
-        config = training.Config(
+        config = Config(
             dataset=args.dataset, methods=args.compare or [args.align],
             align_weight=args.align_weight, align_samples=args.align_samples,
             rho=args.rho, runs=args.runs, seed=args.seed, epochs=args.epochs,
@@ -291,22 +305,20 @@ def main(argv: Optional[List[str]] = None) -> int:
             plots.require_matplotlib()
             _check_writable('--plot-dir', osp.join(args.plot_dir, 'x.png'),
                             f"to '{args.plot_dir}'", 'folder')
-        path = args.out or training.default_output_path(config)
+        path = args.out or default_output_path(config)
         _check_writable('--out', path, f"'{path}'", 'file')
-        distributed.init(training.resolve_device(config.device).type ==
+        distributed.init(resolve_device(config.device).type ==
                          'cuda')
         checkpoint = None
         if args.checkpoint:
-            checkpoint = training.Checkpoint(args.checkpoint, config,
-                                             args.checkpoint_every,
-                                             args.resume)
+            checkpoint = Checkpoint(args.checkpoint, config,
+                                    args.checkpoint_every, args.resume)
             if checkpoint.finished or checkpoint.current:
                 print(f'resuming {checkpoint.path}: '
                       f'{len(checkpoint.finished)} run(s) finished',
                       file=sys.stderr)
-        results = training.experiment(config, args.root,
-                                      progress=not args.quiet,
-                                      checkpoint=checkpoint)
+        results = experiment(config, args.root, progress=not args.quiet,
+                             checkpoint=checkpoint)
     except (ValueError, ImportError) as err:  # `DataError` included
         if args.debug:
             raise
@@ -318,14 +330,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not main_process:
         return 0
     results['command'] = command(argv)
-    training.save_results(results, path)
-    print(f'{training.dataset_name(config.dataset)}, {config.runs} run(s) '
+    save_results(results, path)
+    print(f'{dataset_name(config.dataset)}, {config.runs} run(s) '
           f'from seed {config.seed}:')
-    print(training.format_table(results['summary']))
+    print(format_table(results['summary']))
     if config.attack:
-        print(training.format_attack_table(results['summary']))
+        print(format_attack_table(results['summary']))
     if config.dataset == 'ogbn-arxiv':
-        print(training.format_leaderboard(results))
+        print(format_leaderboard(results))
     print(f'results written to {path}')
     if args.plot_dir:
         for figure in plots.plot_results(results, args.plot_dir):
@@ -336,7 +348,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _check_writable(flag: str, path: str, shown: str, kind: str):
     # A one-line error before training, naming the flag.
     try:
-        training.check_writable(path)
+        check_writable(path)
     except OSError as err:
         raise ValueError(f"argument {flag}: cannot write {shown} ({err}); "
                          f"choose a writable {kind} (see --help)") from err

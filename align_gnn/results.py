@@ -1,15 +1,55 @@
-r"""Results: paired tests, per-method summaries, the printed tables and the
-leaderboard figures, and files written atomically."""
+r"""Results: the outcome of a run (:class:`RunResult`), paired tests,
+per-method summaries, the printed tables and the leaderboard figures, and
+results files (written atomically, with the environment they came from)."""
 import json
 import math
 import os
 import os.path as osp
+import platform
 import tempfile
+import time
 import warnings
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import torch
+import torch_geometric
 from scipy import stats
+
+import align_gnn
+from align_gnn import distributed
+from align_gnn.config import Config
+from align_gnn.data import is_graph_file
+from align_gnn.reproducibility import reproducibility_settings
+
+
+@dataclass
+class RunResult:
+    r"""The outcome of one run: the best-validation model's metrics, its
+    number of parameters (:obj:`params`, the adversaries' included, of which
+    :obj:`adversary_params` are theirs), the learning curves
+    (:obj:`history`: per epoch the training loss, the unweighted alignment
+    loss and the validation accuracy), the test reliability bins
+    (:obj:`calibration`, see :func:`~align_gnn.metrics.reliability_bins`),
+    the test accuracy under attack (:obj:`attack`, if asked for) and the
+    keys and queries (:obj:`keys_queries`, if asked for)."""
+    method: str
+    seed: int
+    val_acc: float
+    test_acc: float
+    ece: float
+    nll: float
+    epochs: int
+    best_epoch: int
+    seconds: float
+    seconds_per_epoch: float
+    params: int
+    adversary_params: int = 0
+    history: Dict[str, List[float]] = field(default_factory=dict)
+    calibration: Dict[str, List[float]] = field(default_factory=dict)
+    attack: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    keys_queries: List[Dict] = field(default_factory=list)
 
 
 def paired_test(
@@ -38,7 +78,7 @@ def _finite(value) -> Optional[float]:
 
 
 def summarize(results: Sequence) -> Dict[str, Dict]:
-    r"""Of :class:`~align_gnn.training.RunResult` objects, per method (in
+    r"""Of :class:`RunResult` objects, per method (in
     order of appearance): mean and standard deviation of
     test and validation accuracy, mean ECE, NLL and epochs, the median
     seconds per epoch, the number of parameters, the mean and standard
@@ -188,6 +228,28 @@ def check_writable(path: str):
     except OSError as err:
         raise PermissionError(f"'{folder}' is not writable "
                               f"({err.strerror})") from err
+
+
+def environment() -> Dict:
+    r"""The versions of Python and the libraries, the machine (with its CPU
+    and thread counts) and the number of processes, as results files record
+    them."""
+    import ogb
+    return dict(python=platform.python_version(), torch=torch.__version__,
+                torch_geometric=torch_geometric.__version__,
+                ogb=ogb.__version__, align_gnn=align_gnn.__version__,
+                machine=platform.platform(),
+                processes=distributed.world_size(),
+                **reproducibility_settings())
+
+
+def default_output_path(config: Config) -> str:
+    r"""A timestamped results file under :obj:`results/`."""
+    dataset = (osp.splitext(osp.basename(config.dataset))[0]
+               if is_graph_file(config.dataset) else config.dataset)
+    name = '-'.join([dataset, *config.methods,
+                     time.strftime('%Y%m%d-%H%M%S')])
+    return osp.join('results', f'{name}.json')
 
 
 def save_results(results: Dict, path: str):

@@ -23,6 +23,8 @@ from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
 from align_gnn import training
+from align_gnn.config import Config
+from align_gnn.divergences import DIVERGENCES
 
 NUM_NODES, NUM_EDGES, NUM_FEATURES, NUM_CLASSES = 169_343, 1_166_243, 128, 40
 
@@ -42,14 +44,14 @@ def random_arxiv(seed: int = 0) -> Data:
 def one_setting(method: str, batch_size: int, epochs: int,
                 steps: int) -> dict:
     graph = random_arxiv()
-    config = training.Config(dataset='ogbn-arxiv', methods=[method],
-                             epochs=epochs, patience=epochs, device='cpu',
-                             batch_size=batch_size or None)
+    config = Config(dataset='ogbn-arxiv', methods=[method],
+                    epochs=epochs, patience=epochs, device='cpu',
+                    batch_size=batch_size or None)
     torch.manual_seed(0)
     model = training.make_model(method, graph, config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     weight = (config.alignment(method)['align_weight']
-              if method in training.DIVERGENCES else 0.0)
+              if method in DIVERGENCES else 0.0)
     if batch_size:
         loader = training.neighbor_loader(
             graph, graph.train_mask.nonzero().view(-1), config.fanout,

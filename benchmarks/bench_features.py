@@ -11,6 +11,11 @@ import argparse
 import torch
 
 from align_gnn import training
+from align_gnn.config import Config, default_hyperparameters
+from align_gnn.data import DATASETS, FEATURES, load_dataset, prepare_data
+from align_gnn.divergences import DIVERGENCES
+from align_gnn.models import build_model
+from align_gnn.results import format_table, summarize
 from timing import format_rows, measure, ratio_rows
 
 
@@ -19,7 +24,7 @@ def main(argv=None):
         description=__doc__.split('\n\n')[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--dataset', default='citeseer',
-                        choices=list(training.DATASETS))
+                        choices=list(DATASETS))
     parser.add_argument('--root', default=None, help='data root')
     parser.add_argument('--methods', default='none,ct',
                         help='comma-separated methods to time and run')
@@ -36,19 +41,19 @@ def main(argv=None):
     device = torch.device(args.device)
     methods = args.methods.split(',')
 
-    graph = training.load_dataset(args.dataset, args.root)
-    hyper = training.default_hyperparameters(args.dataset)
+    graph = load_dataset(args.dataset, args.root)
+    hyper = default_hyperparameters(args.dataset)
     density = graph.x.count_nonzero() / graph.x.numel()
     candidates = {}
     for method in methods:
-        for features in training.FEATURES:
-            data = training.prepare_data(graph, features).to(device)
+        for features in FEATURES:
+            data = prepare_data(graph, features).to(device)
             torch.manual_seed(0)
-            model = training.build_model(method, graph.num_features,
-                                         graph.num_classes,
-                                         hyper['output_heads']).to(device)
+            model = build_model(method, graph.num_features,
+                                graph.num_classes,
+                                hyper['output_heads']).to(device)
             optimizer = torch.optim.Adam(model.parameters(), lr=hyper['lr'])
-            weight = 0.1 if method in training.DIVERGENCES else 0.0
+            weight = 0.1 if method in DIVERGENCES else 0.0
 
             def epoch(model=model, data=data, optimizer=optimizer,
                       weight=weight):
@@ -68,16 +73,16 @@ def main(argv=None):
     print()
     for method in methods:
         results = []
-        for features in training.FEATURES:
-            config = training.Config(args.dataset, [method], runs=args.runs,
-                                     epochs=args.epochs,
-                                     patience=args.patience,
-                                     device=args.device, features=features)
+        for features in FEATURES:
+            config = Config(args.dataset, [method], runs=args.runs,
+                            epochs=args.epochs,
+                            patience=args.patience,
+                            device=args.device, features=features)
             for seed in range(args.runs):
                 result = training.run(graph, method, seed, config)
                 result.method = f'{method}, {features}'
                 results.append(result)
-        print(training.format_table(training.summarize(results)))
+        print(format_table(summarize(results)))
         print()
 
 

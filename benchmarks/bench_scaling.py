@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from align_gnn import AlignedGATConv, alignment_loss
-from align_gnn.training import GAT
+from align_gnn.models import GAT
 from timing import measure
 
 

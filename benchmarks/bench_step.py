@@ -12,6 +12,10 @@ import argparse
 import torch
 
 from align_gnn import training
+from align_gnn.config import default_hyperparameters
+from align_gnn.data import DATASETS, FEATURES, load_dataset, prepare_data
+from align_gnn.divergences import DIVERGENCES
+from align_gnn.models import METHODS, build_model
 from timing import format_rows, measure, ratio_rows
 
 
@@ -20,14 +24,14 @@ def main(argv=None):
         description=__doc__.split('\n\n')[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--dataset', default='cora',
-                        choices=list(training.DATASETS))
+                        choices=list(DATASETS))
     parser.add_argument('--root', default=None, help='data root')
-    parser.add_argument('--methods', default=','.join(training.METHODS),
+    parser.add_argument('--methods', default=','.join(METHODS),
                         help='comma-separated; the first is the reference')
     parser.add_argument('--align-samples', type=int, default=256)
     parser.add_argument('--align-weight', type=float, default=0.1)
     parser.add_argument('--features', default='sparse',
-                        choices=training.FEATURES,
+                        choices=FEATURES,
                         help='node feature layout')
     parser.add_argument('--compile', action='store_true',
                         help='also time every method under torch.compile')
@@ -37,22 +41,22 @@ def main(argv=None):
     args = parser.parse_args(argv)
     device = torch.device(args.device)
 
-    graph = training.load_dataset(args.dataset, args.root)
-    data = training.prepare_data(graph, args.features).to(device)
-    hyper = training.default_hyperparameters(args.dataset)
+    graph = load_dataset(args.dataset, args.root)
+    data = prepare_data(graph, args.features).to(device)
+    hyper = default_hyperparameters(args.dataset)
     candidates = {}
     for method in args.methods.split(','):
         for compiled in (False, True) if args.compile else (False, ):
             torch.manual_seed(0)
-            model = training.build_model(method, graph.num_features,
-                                         graph.num_classes,
-                                         hyper['output_heads'],
-                                         args.align_samples).to(device)
+            model = build_model(method, graph.num_features,
+                                graph.num_classes,
+                                hyper['output_heads'],
+                                args.align_samples).to(device)
             optimizer = torch.optim.Adam(model.parameters(), lr=hyper['lr'])
             if compiled:
                 model = torch.compile(model)
             weight = (args.align_weight
-                      if method in training.DIVERGENCES else 0.0)
+                      if method in DIVERGENCES else 0.0)
             name = method + (' (compiled)' if compiled else '')
             candidates[name] = (lambda model=model, optimizer=optimizer,
                                 weight=weight: training.train_epoch(

@@ -10,6 +10,10 @@ import argparse
 import torch
 
 from align_gnn import training
+from align_gnn.config import default_hyperparameters
+from align_gnn.data import FEATURES, load_dataset, prepare_data
+from align_gnn.divergences import DIVERGENCES
+from align_gnn.models import build_model
 from align_gnn.reproducibility import cpu_model, single_threaded_blas
 from timing import format_rows, measure, ratio_rows
 
@@ -23,7 +27,7 @@ def main(argv=None):
     parser.add_argument('--methods', default='none,ct',
                         help='comma-separated')
     parser.add_argument('--features', default='sparse',
-                        choices=training.FEATURES)
+                        choices=FEATURES)
     parser.add_argument('--align-samples', type=int, default=256)
     parser.add_argument('--repeats', type=int, default=100)
     parser.add_argument('--warmup', type=int, default=5)
@@ -33,9 +37,9 @@ def main(argv=None):
         raise SystemExit('error: this PyTorch does not use MKL; nothing to '
                          'measure')
 
-    graph = training.load_dataset(args.dataset, args.root)
-    data = training.prepare_data(graph, args.features)
-    hyper = training.default_hyperparameters(args.dataset)
+    graph = load_dataset(args.dataset, args.root)
+    data = prepare_data(graph, args.features)
+    hyper = default_hyperparameters(args.dataset)
 
     def step(model, optimizer, weight, blas_threads):
         if blas_threads == 1:
@@ -47,11 +51,11 @@ def main(argv=None):
     candidates = {}
     for method in args.methods.split(','):
         torch.manual_seed(0)
-        model = training.build_model(method, graph.num_features,
+        model = build_model(method, graph.num_features,
                                      graph.num_classes, hyper['output_heads'],
                                      args.align_samples)
         optimizer = torch.optim.Adam(model.parameters(), lr=hyper['lr'])
-        weight = 0.1 if method in training.DIVERGENCES else 0.0
+        weight = 0.1 if method in DIVERGENCES else 0.0
         for blas in (threads, 1):
             candidates[f'{method}, MKL on {blas} thread(s)'] = (
                 lambda m=model, o=optimizer, w=weight, b=blas: step(

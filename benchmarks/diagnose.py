@@ -43,6 +43,7 @@ from torch_geometric.utils import scatter
 import study  # benchmarks/study.py: also puts the repository on sys.path
 
 from align_gnn import AlignedGATConv, alignment_loss, training  # noqa: E402
+from align_gnn.config import Config, default_hyperparameters  # noqa: E402
 from align_gnn.conv import sample_rows  # noqa: E402
 from align_gnn.diagnostics import (  # noqa: E402
     key_query_pca,
@@ -50,6 +51,7 @@ from align_gnn.diagnostics import (  # noqa: E402
 )
 from align_gnn.divergences import resolve_divergence  # noqa: E402
 from align_gnn.models import GAT  # noqa: E402
+from align_gnn.results import atomic_write  # noqa: E402
 
 VARIANTS = {
     'chosen': 'the chosen setting',
@@ -90,7 +92,7 @@ class EdgeSampledGATConv(AlignedGATConv):
 
 
 def variant_model(variant: str, method: str, data,
-                  config: training.Config) -> torch.nn.Module:
+                  config: Config) -> torch.nn.Module:
     r"""The model of :obj:`method` in :obj:`variant` (see :data:`VARIANTS`)
     or plain GAT (:obj:`method="none"`)."""
     if method == 'none' or variant in ('chosen', 'first', 'last'):
@@ -99,7 +101,7 @@ def variant_model(variant: str, method: str, data,
             off = model.conv2 if variant == 'first' else model.conv1
             off.divergence = None
         return model
-    output_heads = training.default_hyperparameters(
+    output_heads = default_hyperparameters(
         config.dataset)['output_heads']
     setting = config.alignment(method)
     options = dict(num_samples=setting['align_samples'], rho=setting['rho'])
@@ -322,9 +324,9 @@ def main(argv=None):
             + '.\n\nVariants ('
             + ', '.join(f'{k}: {v}' for k, v in VARIANTS.items())
             + f'):\n\n{variants}')
-    training.atomic_write(osp.join(args.folder, 'diagnose.md'),
-                          lambda f: f.write(text))
-    training.atomic_write(
+    atomic_write(osp.join(args.folder, 'diagnose.md'),
+                 lambda f: f.write(text))
+    atomic_write(
         osp.join(args.folder, 'diagnose.json'),
         lambda f: json.dump(dict(method=method, setting=setting,
                                  traces=traces, uniformity=uniformity,

@@ -44,6 +44,9 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from align_gnn import training  # noqa: E402
+from align_gnn.config import Config  # noqa: E402
+from align_gnn.data import load_dataset  # noqa: E402
+from align_gnn.results import RunResult, atomic_write, summarize  # noqa: E402
 
 SEARCH_SPACE = {
     'align_weight': [0.003, 0.01, 0.03, 0.1, 0.3, 1.0],
@@ -127,18 +130,18 @@ def _init_worker(threads: int):
 def graph(dataset: str, root: str):
     r"""The data set, loaded once per process."""
     if dataset not in _graphs:
-        _graphs[dataset] = training.load_dataset(dataset, root)
+        _graphs[dataset] = load_dataset(dataset, root)
     return _graphs[dataset]
 
 
 def config(method: str, setting: Dict, seed: int, dataset: str, epochs: int,
-           patience: int) -> training.Config:
-    return training.Config(dataset, [method], runs=1, seed=seed,
-                           epochs=epochs, patience=patience, device='cpu',
-                           **setting)
+           patience: int) -> Config:
+    return Config(dataset, [method], runs=1, seed=seed,
+                  epochs=epochs, patience=patience, device='cpu',
+                  **setting)
 
 
-def compact(result: training.RunResult) -> Dict:
+def compact(result: RunResult) -> Dict:
     r"""The result as a dictionary without the per-epoch history, the
     calibration bins and the key/query projections."""
     result = asdict(result)
@@ -220,12 +223,12 @@ def final_tasks(best: Dict[str, Dict], args) -> List[Task]:
 
 
 def table(tasks: List[Task], store: Store) -> Tuple[str, List[Dict]]:
-    r"""The final runs summarized by :func:`training.summarize` (plain GAT,
+    r"""The final runs summarized by :func:`summarize` (plain GAT,
     the first method, is the reference of the paired tests) as a Markdown
     table and as rows."""
     settings = {task[1]: task[2] for task in tasks}
-    summary = training.summarize([  # labelled by the tasks' methods
-        training.RunResult(**{**store.result(task), 'method': task[1]})
+    summary = summarize([  # labelled by the tasks' methods
+        RunResult(**{**store.result(task), 'method': task[1]})
         for task in tasks])
     lines = ['| method | setting | seeds | test acc | val acc | Δ test vs GAT '
              '| t-test p | Wilcoxon p |', '| --- ' * 8 + '|']
@@ -332,10 +335,10 @@ def main(argv=None):
     text, rows = table(tasks, store)
     command = shlex.join(['python', 'benchmarks/study.py',
                           *(sys.argv[1:] if argv is None else argv)])
-    training.atomic_write(osp.join(args.folder, 'table.md'), lambda f: f.write(
+    atomic_write(osp.join(args.folder, 'table.md'), lambda f: f.write(
         f'{args.dataset}, {time.strftime("%Y-%m-%d")}, `{command}`\n\n'
         + text))
-    training.atomic_write(
+    atomic_write(
         osp.join(args.folder, 'chosen.json'),
         lambda f: json.dump(dict(best=best, rows=rows), f, indent=2))
     print(f'final: {ran} new run(s)\n{text}')

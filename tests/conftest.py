@@ -3,14 +3,14 @@ from pathlib import Path
 
 import pytest
 
-from align_gnn import training
+from align_gnn.data.planetoid import raw_paths
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / 'shared' / 'datasets'
 
 
 def has_raw(root: Path, name: str) -> bool:
-    return all(Path(path).is_file() for path in training.raw_paths(name, root))
+    return all(Path(path).is_file() for path in raw_paths(name, root))
 
 
 @pytest.fixture(scope='session')

@@ -10,14 +10,16 @@ import sys
 import torch
 
 from align_gnn import distributed, training
+from align_gnn.config import Config
+from align_gnn.data import load_dataset
 
 root, out = sys.argv[1:3]
-config = training.Config(dataset='ogbn-arxiv', methods=['ct'], epochs=12,
-                         patience=1000, batch_size=64, fanout=[5, 5, 5],
-                         align_samples=32, device='cpu')
+config = Config(dataset='ogbn-arxiv', methods=['ct'], epochs=12,
+                patience=1000, batch_size=64, fanout=[5, 5, 5],
+                align_samples=32, device='cpu')
 distributed.init(cuda=False)
 with distributed.main_first():
-    data = training.load_dataset(config.dataset, root)
+    data = load_dataset(config.dataset, root)
 torch.manual_seed(distributed.rank())  # different initial weights per rank
 model = training.make_model('ct', data, config)
 result = training.fit(model, data, 'ct', 0, config)

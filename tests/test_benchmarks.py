@@ -19,13 +19,15 @@ CASES = {
     'bench_features.py': (['--repeats', '2', '--warmup', '1', '--runs', '1',
                            '--epochs', '3', '--methods', 'none'],
                           'none, sparse'),
+    'bench_threads.py': (['--repeats', '2', '--warmup', '1'],
+                         'ct, MKL on 1 thread(s)'),
 }
 
 
 @pytest.mark.parametrize('script', sorted(CASES))
 def test_benchmark_runs(script, data_root):
     args, expected = CASES[script]
-    if script in ('bench_step.py', 'bench_features.py'):
+    if script in ('bench_step.py', 'bench_features.py', 'bench_threads.py'):
         args = [*args, '--root', data_root]
     proc = subprocess.run([sys.executable, osp.join(BENCHMARKS, script),
                            *args], capture_output=True, text=True,

@@ -10,6 +10,9 @@ import pytest
 import torch
 
 from align_gnn import training
+from align_gnn.checkpoint import Checkpoint
+from align_gnn.config import Config
+from align_gnn.data import load_dataset
 from fakes import write_fake_arxiv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,7 +50,7 @@ def without_timings(results: dict) -> dict:
 
 
 def load(folder: Path) -> dict:
-    return torch.load(folder / 'ckpt' / training.Checkpoint.FILE,
+    return torch.load(folder / 'ckpt' / Checkpoint.FILE,
                       weights_only=True)
 
 
@@ -71,7 +74,7 @@ def test_same_command_same_results(uninterrupted, data_root, tmp_path):
 
 
 def test_resume_after_sigkill(uninterrupted, data_root, tmp_path):
-    path = tmp_path / 'ckpt' / training.Checkpoint.FILE
+    path = tmp_path / 'ckpt' / Checkpoint.FILE
     proc = subprocess.Popen(command(data_root, tmp_path),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -114,7 +117,7 @@ def run_interrupted(monkeypatch, graph, config, folder: str,
     every 3 epochs, interrupted right after the save at which
     :obj:`stop(saves)` holds; returns the methods of the saves."""
     saves = []
-    save_run = training.Checkpoint.save_run
+    save_run = Checkpoint.save_run
 
     def interrupt(self, method, seed, state):
         save_run(self, method, seed, state)
@@ -123,17 +126,17 @@ def run_interrupted(monkeypatch, graph, config, folder: str,
             raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(training.Checkpoint, 'save_run', interrupt)
+        m.setattr(Checkpoint, 'save_run', interrupt)
         with pytest.raises(KeyboardInterrupt):
-            training.run_many(graph, config, checkpoint=training.Checkpoint(
+            training.run_many(graph, config, checkpoint=Checkpoint(
                 folder, config, every=3))
     return saves
 
 
 def test_checkpoint_api(data_root, tmp_path, monkeypatch):
-    graph = training.load_dataset('cora', data_root)
-    config = training.Config(methods=['none', 'ct'], runs=1, epochs=9,
-                             patience=1000, align_samples=64, device='cpu')
+    graph = load_dataset('cora', data_root)
+    config = Config(methods=['none', 'ct'], runs=1, epochs=9,
+                    patience=1000, align_samples=64, device='cpu')
     expected = training.run_many(graph, config)
 
     # Interrupted after the 2nd save of the second run (epoch 6 of ct):
@@ -143,7 +146,7 @@ def test_checkpoint_api(data_root, tmp_path, monkeypatch):
     assert saves == ['none'] * 3 + ['ct'] * 2
 
     (tmp_path / 'ckpt' / '.checkpoint.pt-killed.tmp').write_bytes(b'')
-    checkpoint = training.Checkpoint(folder, config, every=3, resume=True)
+    checkpoint = Checkpoint(folder, config, every=3, resume=True)
     assert list(checkpoint.finished) == [('none', 0)]
     assert checkpoint.run_state('ct', 0)['epoch'] == 6
     assert checkpoint.run_state('none', 0) is None
@@ -155,13 +158,13 @@ def test_checkpoint_api(data_root, tmp_path, monkeypatch):
     # Another config, or a checkpoint that is not to be resumed, is refused:
     with pytest.raises(ValueError, match=r'another config \(epochs=9 there, '
                        r'10 now\)'):
-        training.Checkpoint(folder, training.Config(
+        Checkpoint(folder, Config(
             methods=['none', 'ct'], runs=1, epochs=10, patience=1000,
             align_samples=64, device='cpu'), resume=True)
     with pytest.raises(ValueError, match='already holds a checkpoint'):
-        training.Checkpoint(folder, config)
+        Checkpoint(folder, config)
     assert [p.name for p in (tmp_path / 'ckpt').iterdir()] == [
-        training.Checkpoint.FILE]
+        Checkpoint.FILE]
 
 
 def test_checkpoint_cli_errors(tmp_path, capsys):
@@ -187,7 +190,7 @@ def test_checkpoint_cli_errors(tmp_path, capsys):
     assert code == 2 and err.startswith('error: argument --checkpoint-every')
 
     folder = tmp_path / 'ckpt'
-    training.Checkpoint(str(folder), training.Config(device='cpu')).save()
+    Checkpoint(str(folder), Config(device='cpu')).save()
     code, err = cli('--device', 'cpu', '--epochs', 5, '--checkpoint', folder)
     assert code == 2 and len(err.splitlines()) == 1
     assert err.startswith('error: ') and 'already holds a checkpoint' in err
@@ -200,15 +203,15 @@ def test_checkpoint_cli_errors(tmp_path, capsys):
 def test_minibatch_resume_is_exact(tmp_path, monkeypatch):
     # Neighbour sampling draws from torch's generator, saved with the rest:
     write_fake_arxiv(tmp_path)
-    graph = training.load_dataset('ogbn-arxiv', tmp_path)
-    config = training.Config(dataset='ogbn-arxiv', methods=['ct'], runs=1,
-                             epochs=6, patience=1000, batch_size=128,
-                             fanout=[4, 4, 4], align_samples=16,
-                             device='cpu')
+    graph = load_dataset('ogbn-arxiv', tmp_path)
+    config = Config(dataset='ogbn-arxiv', methods=['ct'], runs=1,
+                    epochs=6, patience=1000, batch_size=128,
+                    fanout=[4, 4, 4], align_samples=16,
+                    device='cpu')
     expected = training.run_many(graph, config)
     folder = str(tmp_path / 'ckpt')
     run_interrupted(monkeypatch, graph, config, folder, lambda saves: True)
-    checkpoint = training.Checkpoint(folder, config, every=3, resume=True)
+    checkpoint = Checkpoint(folder, config, every=3, resume=True)
     assert checkpoint.run_state('ct', 0)['epoch'] == 3
     results = training.run_many(graph, config, checkpoint=checkpoint)
     for result in [*results, *expected]:

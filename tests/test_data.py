@@ -9,17 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from align_gnn import data, training
+from align_gnn.data import DataError, load_dataset, ogb, planetoid
+from align_gnn.data.planetoid import load_planetoid, raw_paths
 from fakes import write_fake_arxiv, write_fake_planetoid
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_missing_data(tmp_path, monkeypatch):
-    monkeypatch.setattr(data.Planetoid, 'url',
+    monkeypatch.setattr(planetoid.Planetoid, 'url',
                         'https://planetoid.invalid/data')
-    with pytest.raises(training.DataError) as info:
-        training.load_planetoid('pubmed', tmp_path)
+    with pytest.raises(DataError) as info:
+        load_planetoid('pubmed', tmp_path)
     message = str(info.value)
     assert str(tmp_path / 'PubMed' / 'raw') in message
     assert 'ind.pubmed.{x,y,tx,ty,allx,ally,graph,test.index}' in message
@@ -30,12 +31,12 @@ def test_missing_data(tmp_path, monkeypatch):
 def test_corrupt_data(data_root, tmp_path):
     raw = tmp_path / 'Cora' / 'raw'
     raw.mkdir(parents=True)
-    for path in training.raw_paths('cora', data_root):
+    for path in raw_paths('cora', data_root):
         (raw / os.path.basename(path)).write_bytes(open(path, 'rb').read())
     x_path = raw / 'ind.cora.x'
     x_path.write_bytes(x_path.read_bytes()[:1000])  # truncated
-    with pytest.raises(training.DataError) as info:
-        training.load_planetoid('cora', tmp_path)
+    with pytest.raises(DataError) as info:
+        load_planetoid('cora', tmp_path)
     message = str(info.value)
     assert 'corrupt or truncated' in message and str(raw) in message
     assert 'UnpicklingError' in message
@@ -49,8 +50,8 @@ def test_features_with_nan(tmp_path):
     allx[3, 0] = np.nan
     with open(raw / 'ind.pubmed.allx', 'wb') as f:
         pickle.dump(allx.tocsr(), f)
-    with pytest.raises(training.DataError, match='NaN or inf'):
-        training.load_planetoid('pubmed', tmp_path)
+    with pytest.raises(DataError, match='NaN or inf'):
+        load_planetoid('pubmed', tmp_path)
 
 # ogbn-arxiv ##################################################################
 
@@ -71,7 +72,7 @@ def test_ogbn_arxiv_offline(arxiv_root, monkeypatch):
         raise AssertionError('the loader asked for input')
 
     monkeypatch.setattr('builtins.input', no_input)
-    graph = training.load_dataset('OGBN-ArXiv', arxiv_root)
+    graph = load_dataset('OGBN-ArXiv', arxiv_root)
     folder = arxiv_root / 'ogbn_arxiv'
     assert (folder / 'processed' / 'geometric_data_processed.pt').is_file()
     assert graph.num_classes == 40 and graph.x.shape == (600, 16)
@@ -85,7 +86,7 @@ def test_ogbn_arxiv_offline(arxiv_root, monkeypatch):
         index = read_index(folder / 'split' / 'time' / f'{name}.csv.gz')
         assert mask.nonzero().view(-1).tolist() == sorted(index.tolist())
     assert int(sum(masks).max()) == 1  # disjoint
-    again = training.load_dataset('ogbn-arxiv', arxiv_root)  # processed
+    again = load_dataset('ogbn-arxiv', arxiv_root)  # processed
     assert torch.equal(again.edge_index, graph.edge_index)
 
 
@@ -99,8 +100,8 @@ def cli(*args) -> subprocess.CompletedProcess:
 
 def test_arxiv_without_release_file_fails_fast(arxiv_root, tmp_path):
     (arxiv_root / 'ogbn_arxiv' / 'RELEASE_v1.txt').unlink()
-    with pytest.raises(training.DataError, match='RELEASE_v1.txt'):
-        training.load_dataset('ogbn-arxiv', arxiv_root)
+    with pytest.raises(DataError, match='RELEASE_v1.txt'):
+        load_dataset('ogbn-arxiv', arxiv_root)
     result = cli('--dataset', 'ogbn-arxiv', '--root', arxiv_root, '--out',
                  tmp_path / 'r.json')
     assert result.returncode == 2 and 'Traceback' not in result.stderr
@@ -111,9 +112,9 @@ def test_arxiv_without_release_file_fails_fast(arxiv_root, tmp_path):
 
 
 def test_arxiv_missing_offline(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, 'ARXIV_URL', 'http://ogb.invalid/arxiv.zip')
-    with pytest.raises(training.DataError) as info:
-        training.load_dataset('ogbn-arxiv', tmp_path)
+    monkeypatch.setattr(ogb, 'ARXIV_URL', 'http://ogb.invalid/arxiv.zip')
+    with pytest.raises(DataError) as info:
+        load_dataset('ogbn-arxiv', tmp_path)
     message = str(info.value)
     assert f"'{tmp_path / 'ogbn_arxiv'}'" in message
     assert '9 of the 9 files are missing' in message
@@ -126,8 +127,8 @@ def test_arxiv_missing_offline(tmp_path, monkeypatch):
 def test_arxiv_corrupt_file(arxiv_root, name):
     path = arxiv_root / 'ogbn_arxiv' / name
     path.write_bytes(path.read_bytes()[:40])  # truncated
-    with pytest.raises(training.DataError) as info:
-        training.load_dataset('ogbn-arxiv', arxiv_root)
+    with pytest.raises(DataError) as info:
+        load_dataset('ogbn-arxiv', arxiv_root)
     message = str(info.value)
     assert f"'{path}' is corrupt or truncated" in message
 
@@ -140,16 +141,16 @@ def test_arxiv_features_with_nan(tmp_path):
     lines[5] = 'nan,' + lines[5].split(',', 1)[1]
     with gzip.open(path, 'wt') as f:
         f.write('\n'.join(lines) + '\n')
-    with pytest.raises(training.DataError,
+    with pytest.raises(DataError,
                        match=r'NaN or inf \(first: node 5'):
-        training.load_dataset('ogbn-arxiv', tmp_path)
+        load_dataset('ogbn-arxiv', tmp_path)
 
 
 def test_arxiv_unreadable_processed_file(arxiv_root):
-    training.load_dataset('ogbn-arxiv', arxiv_root)
+    load_dataset('ogbn-arxiv', arxiv_root)
     processed = arxiv_root / 'ogbn_arxiv' / 'processed'
     path = processed / 'geometric_data_processed.pt'
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(training.DataError) as info:
-        training.load_dataset('ogbn-arxiv', arxiv_root)
+    with pytest.raises(DataError) as info:
+        load_dataset('ogbn-arxiv', arxiv_root)
     assert f"Delete '{processed}'" in str(info.value)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from align_gnn import data, training
+from align_gnn.data import DataError, graph_files, load_dataset
+from align_gnn.models import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,8 +52,8 @@ def test_graphml_end_to_end(graphml, tmp_path):
 
 
 def test_graph_file_data(graphml):
-    graph = training.load_dataset(str(graphml), feature_attr=['x'],
-                                  split=[0.5, 0.25, 0.25], seed=3)
+    graph = load_dataset(str(graphml), feature_attr=['x'],
+                         split=[0.5, 0.25, 0.25], seed=3)
     assert graph.num_nodes == 120 and graph.num_classes == 3
     assert graph.x.shape == (120, 6) and graph.is_undirected()
     assert graph.num_edges == 2 * nx.read_graphml(graphml).number_of_edges()
@@ -60,10 +61,10 @@ def test_graph_file_data(graphml):
     assert masks.sum(0).max() == 1 and int(masks.sum()) == 120
     for label in range(3):  # stratified: 20, 10, 10 of each class of 40
         assert masks[:, graph.y == label].sum(1).tolist() == [20, 10, 10]
-    again = training.load_dataset(str(graphml), feature_attr=['x'],
-                                  split=[0.5, 0.25, 0.25], seed=3)
-    other = training.load_dataset(str(graphml), feature_attr=['x'],
-                                  split=[0.5, 0.25, 0.25], seed=4)
+    again = load_dataset(str(graphml), feature_attr=['x'],
+                         split=[0.5, 0.25, 0.25], seed=3)
+    other = load_dataset(str(graphml), feature_attr=['x'],
+                         split=[0.5, 0.25, 0.25], seed=4)
     assert torch.equal(again.train_mask, graph.train_mask)
     assert not torch.equal(other.train_mask, graph.train_mask)
 
@@ -75,15 +76,15 @@ def test_gml_and_missing_features(tmp_path, caplog, monkeypatch):
         attributes['community'] = attributes.pop('label')
     nx.write_gml(graph, path)
     with caplog.at_level('INFO', logger='align_gnn'):
-        loaded = training.load_dataset(str(path), label_attr='community')
+        loaded = load_dataset(str(path), label_attr='community')
     assert loaded.num_classes == 3
     assert torch.equal(loaded.x, torch.eye(120))
     assert 'identity features' in caplog.text
     caplog.clear()
-    monkeypatch.setattr(data, 'IDENTITY_MAX_NODES', 100)
+    monkeypatch.setattr(graph_files, 'IDENTITY_MAX_NODES', 100)
     with caplog.at_level('INFO', logger='align_gnn'):
-        loaded = training.load_dataset(str(path), label_attr='community')
-    assert loaded.x.shape == (120, data.MAX_DEGREE_FEATURE + 1)
+        loaded = load_dataset(str(path), label_attr='community')
+    assert loaded.x.shape == (120, graph_files.MAX_DEGREE_FEATURE + 1)
     degree = torch.tensor([d for _, d in graph.degree()])
     assert torch.equal(loaded.x.argmax(-1), degree.clamp(max=64))
     assert 'one-hot degree features' in caplog.text
@@ -97,7 +98,7 @@ def test_edge_list_with_node_attributes(tmp_path):
         for node, attributes in graph.nodes(data=True):
             values = attributes['x'].split()
             f.write(f'{node},{attributes["label"]},{values[0]},{values[1]}\n')
-    loaded = training.load_dataset(
+    loaded = load_dataset(
         str(tmp_path / 'g.edgelist'), feature_attr=['a', 'b'],
         node_attributes=str(tmp_path / 'nodes.csv'))
     assert loaded.num_nodes == 120 and loaded.x.shape == (120, 2)
@@ -109,8 +110,8 @@ def test_unlabelled_nodes(tmp_path):
     for node in list(graph)[:10]:
         del graph.nodes[node]['label']
     nx.write_graphml(graph, tmp_path / 'g.graphml')
-    loaded = training.load_dataset(str(tmp_path / 'g.graphml'),
-                                   feature_attr=['x'])
+    loaded = load_dataset(str(tmp_path / 'g.graphml'),
+                          feature_attr=['x'])
     assert (loaded.y == -1).sum() == 10
     masks = loaded.train_mask | loaded.val_mask | loaded.test_mask
     assert not masks[loaded.y == -1].any() and int(masks.sum()) == 110
@@ -155,8 +156,8 @@ def test_errors(tmp_path):
     cases.append((str(tmp_path / 'broken.gml'), {},
                   'not a readable gml file'))
     for path, kwargs, message in cases:
-        with pytest.raises(training.DataError) as info:
-            training.load_dataset(path, **kwargs)
+        with pytest.raises(DataError) as info:
+            load_dataset(path, **kwargs)
         assert message in str(info.value), (path, str(info.value))
         assert str(info.value).startswith(f"'{path}'")
 
@@ -191,7 +192,7 @@ def test_cli_conv(graphml, tmp_path, conv):
     results = json.loads(out.read_text())
     assert results['config']['conv'] == conv
     assert results['summary']['mmd']['test_acc_mean'] > 0.6
-    model = training.build_model('mmd', 6, 3, conv=conv)
+    model = build_model('mmd', 6, 3, conv=conv)
     assert type(model.conv1).__name__ == {
         'gatv2': 'AlignedGATv2Conv', 'transformer': 'AlignedTransformerConv'
     }[conv]

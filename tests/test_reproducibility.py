@@ -103,8 +103,8 @@ def test_ct_training_step_independent_of_thread_count(threads):
 
 
 def test_environment_names_the_machine():
-    from align_gnn import training
-    env = training.environment()
+    from align_gnn.results import environment
+    env = environment()
     assert env['cpu'] == cpu_model() and env['cpu']
     assert env['torch_threads'] == torch.get_num_threads()
     assert env['mkl_cbwr'] == os.environ.get('MKL_CBWR')

@@ -13,7 +13,8 @@ from torch_geometric.nn import (
 )
 from torch_geometric.utils import to_undirected
 
-from align_gnn import AlignedGATConv, plots, robustness, training
+from align_gnn import AlignedGATConv, plots, robustness
+from align_gnn.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -170,6 +171,6 @@ def test_plots_need_matplotlib(monkeypatch, data_root, tmp_path, capsys):
 
 def test_attack_config_errors():
     with pytest.raises(ValueError, match="'attack' must be one of"):
-        training.Config(attack='nettack')
+        Config(attack='nettack')
     with pytest.raises(ValueError, match="'budgets' must be fractions"):
-        training.Config(attack='prbcd', budgets=[0.1, 1.5])
+        Config(attack='prbcd', budgets=[0.1, 1.5])

@@ -12,6 +12,9 @@ import torch
 import torch_geometric.typing
 
 from align_gnn import training
+from align_gnn.config import Config
+from align_gnn.data import load_dataset
+from align_gnn.models import build_arxiv_model, num_layers
 from fakes import write_fake_arxiv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,8 +68,8 @@ def test_arxiv_leaderboard_report(arxiv_root, tmp_path):
         assert summary['test_acc_mean'] > 0.8  # 4 classes, learnable
 
     # Every trained parameter counts, the adversary's included:
-    graph = training.load_dataset('ogbn-arxiv', arxiv_root)
-    ct_config = training.Config(dataset='ogbn-arxiv', methods=['ct'])
+    graph = load_dataset('ogbn-arxiv', arxiv_root)
+    ct_config = Config(dataset='ogbn-arxiv', methods=['ct'])
     ct = training.make_model('ct', graph, ct_config)
     plain = training.make_model('none', graph, ct_config)
     assert results['summary']['ct']['params'] == sum(
@@ -90,21 +93,21 @@ def test_arxiv_leaderboard_report(arxiv_root, tmp_path):
 
 
 def test_arxiv_defaults():
-    config = training.Config(dataset='ogbn-arxiv', methods=['ct'])
+    config = Config(dataset='ogbn-arxiv', methods=['ct'])
     assert config.runs == 10 and config.seed == 0 and config.epochs == 500
     assert config.fanout == [15, 10, 5] and config.features == 'dense'
-    model = training.build_arxiv_model('ct', 128, 40)
-    assert training.num_layers(model) == 3
+    model = build_arxiv_model('ct', 128, 40)
+    assert num_layers(model) == 3
 
 
 def test_minibatch_close_to_full_batch(tmp_path):
     write_fake_arxiv(tmp_path, num_nodes=1500, homophily=0.6, signal=0.3)
-    graph = training.load_dataset('ogbn-arxiv', tmp_path)
+    graph = load_dataset('ogbn-arxiv', tmp_path)
     test_acc = {}
     for batch_size in (None, 256):
-        config = training.Config(dataset='ogbn-arxiv', methods=['none'],
-                                 epochs=30, patience=1000, device='cpu',
-                                 batch_size=batch_size, fanout=[10, 10, 10])
+        config = Config(dataset='ogbn-arxiv', methods=['none'],
+                        epochs=30, patience=1000, device='cpu',
+                        batch_size=batch_size, fanout=[10, 10, 10])
         test_acc[batch_size] = [
             training.run(graph, 'none', seed, config).test_acc
             for seed in range(2)
@@ -115,10 +118,10 @@ def test_minibatch_close_to_full_batch(tmp_path):
 
 
 def test_minibatch_alignment_loss_from_subgraphs(arxiv_root):
-    graph = training.load_dataset('ogbn-arxiv', arxiv_root)
-    config = training.Config(dataset='ogbn-arxiv', methods=['ct'], epochs=3,
-                             batch_size=100, fanout=[4, 4, 4],
-                             align_samples=16, device='cpu')
+    graph = load_dataset('ogbn-arxiv', arxiv_root)
+    config = Config(dataset='ogbn-arxiv', methods=['ct'], epochs=3,
+                    batch_size=100, fanout=[4, 4, 4],
+                    align_samples=16, device='cpu')
     result = training.run(graph, 'ct', 0, config)
     align = result.history['align_loss']
     assert len(align) == 3 and all(np.isfinite(align))
@@ -130,8 +133,8 @@ def test_neighbor_sampling_needs_the_scale_extra(monkeypatch, arxiv_root,
     monkeypatch.setattr(torch_geometric.typing, 'WITH_TORCH_SPARSE', False)
     monkeypatch.setattr(torch_geometric.typing, 'WITH_PYG_LIB', False)
     with pytest.raises(ImportError, match=r"the 'scale' extra"):
-        training.Config(dataset='ogbn-arxiv', batch_size=64)
-    training.Config(dataset='ogbn-arxiv')  # full-batch needs neither
+        Config(dataset='ogbn-arxiv', batch_size=64)
+    Config(dataset='ogbn-arxiv')  # full-batch needs neither
 
     script = ("import sys, runpy, torch_geometric.typing as t; "
               "t.WITH_TORCH_SPARSE = t.WITH_PYG_LIB = False; "

@@ -13,6 +13,21 @@ from scipy import stats
 from torch_geometric.data import Data
 
 from align_gnn import training
+from align_gnn.config import (
+    DEFAULT_ALIGNMENT,
+    Config,
+    alignment_defaults,
+    config_record,
+)
+from align_gnn.data import load_dataset, prepare_data
+from align_gnn.metrics import expected_calibration_error
+from align_gnn.models import (
+    adversary_parameters,
+    build_model,
+    dropout_features,
+    num_parameters,
+)
+from align_gnn.results import check_writable, paired_test, save_results
 from fakes import write_fake_planetoid
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +79,7 @@ def test_cora_ct_end_to_end(data_root, tmp_path):
     assert results['config']['lr'] == 0.005
     assert results['config']['weight_decay'] == 5e-4
     assert results['config']['alignment'] == {  # Cora's own settings
-        'ct': training.alignment_defaults('cora', 'ct')}
+        'ct': alignment_defaults('cora', 'ct')}
     assert "note: ct on Cora: the study's choice of align_weight" in (
         proc.stderr)
     (run, ) = results['runs']
@@ -79,8 +94,8 @@ def test_cora_ct_end_to_end(data_root, tmp_path):
     assert summary['test_acc_mean'] == run['test_acc']
     assert summary['test_acc_std'] == 0.0
     # GAT with 8 x 8 hidden heads plus the critics and navigators of CT:
-    gat = training.build_model('none', 1433, 7)
-    assert summary['params'] > training.num_parameters(gat) == 92373
+    gat = build_model('none', 1433, 7)
+    assert summary['params'] > num_parameters(gat) == 92373
     assert 'ct' in proc.stdout and str(out) in proc.stdout
 
 
@@ -152,18 +167,18 @@ def test_pubmed_fixture_with_peers(pubmed_root, tmp_path):
 
 
 def test_models():
-    gat = training.build_model('none', 16, 3, output_heads=8)
+    gat = build_model('none', 16, 3, output_heads=8)
     assert type(gat.conv1).__name__ == 'GATConv'
     assert gat.conv1.heads == 8 and gat.conv1.out_channels == 8
     assert gat.conv2.heads == 8 and not gat.conv2.concat
     assert gat.conv1.dropout == gat.conv2.dropout == 0.6
 
-    aligned = training.build_model('mmd', 16, 3, num_samples=32, rho=0.2)
+    aligned = build_model('mmd', 16, 3, num_samples=32, rho=0.2)
     assert aligned.conv2.divergence is not None
     assert aligned.conv1.num_samples == 32 and aligned.conv1.rho == 0.2
-    assert type(training.build_model('gatv2', 16, 3).conv1).__name__ == (
+    assert type(build_model('gatv2', 16, 3).conv1).__name__ == (
         'GATv2Conv')
-    supergat = training.build_model('supergat', 16, 3)
+    supergat = build_model('supergat', 16, 3)
     assert supergat.conv2.heads == 8 and supergat.conv2.attention_type == 'MX'
 
     x = torch.randn(5, 16)
@@ -173,17 +188,17 @@ def test_models():
         assert training.auxiliary_loss(model, 0.1).dim() == 0
     assert float(training.auxiliary_loss(gat, 0.1)) == 0.0
     with pytest.raises(ValueError, match='Unknown method'):
-        training.build_model('gcn', 16, 3)
+        build_model('gcn', 16, 3)
 
 
 @pytest.mark.parametrize('method', ['none', 'ct', 'gatv2', 'supergat'])
 def test_sparse_features_give_the_dense_model(method):
     x = (torch.rand(40, 30) < 0.1).float()
     edge_index = torch.randint(0, 40, (2, 120))
-    data = training.prepare_data(Data(x=x, edge_index=edge_index), 'sparse')
+    data = prepare_data(Data(x=x, edge_index=edge_index), 'sparse')
     assert data.x.layout == torch.sparse_csr and x.layout == torch.strided
     assert torch.equal(data.x.to_dense(), x)
-    model = training.build_model(method, 30, 3).eval()
+    model = build_model(method, 30, 3).eval()
     assert torch.allclose(model(data.x, edge_index), model(x, edge_index),
                           atol=1e-6)
     model.train()  # dropout and alignment sampling accept sparse rows
@@ -193,14 +208,14 @@ def test_sparse_features_give_the_dense_model(method):
 
 def test_dropout_of_sparse_features():
     x = torch.rand(200, 100) * (torch.rand(200, 100) < 0.1)
-    dropped = training.dropout_features(x.to_sparse_csr(), 0.6, True)
+    dropped = dropout_features(x.to_sparse_csr(), 0.6, True)
     assert dropped.layout == torch.sparse_csr
     dense = dropped.to_dense()
     assert not dense[x == 0].any()  # zeros stay zeros
     kept = dense[x != 0] != 0
     assert 0.3 < kept.float().mean() < 0.5  # about 40% kept ...
     assert torch.allclose(dense[x != 0][kept], x[x != 0][kept] / 0.4)
-    same = training.dropout_features(x.to_sparse_csr(), 0.6, False)
+    same = dropout_features(x.to_sparse_csr(), 0.6, False)
     assert torch.equal(same.to_dense(), x)
 
 
@@ -210,35 +225,35 @@ def test_expected_calibration_error():
     # Bins of width 0.2 hold {0.9, 0.9} (accuracy 0.5), {0.8} and {0.6}
     # (accuracy 1; a confidence on an edge belongs to the lower bin):
     expected = 2 / 4 * 0.4 + 1 / 4 * 0.2 + 1 / 4 * 0.4
-    ece = training.expected_calibration_error(probs, labels, n_bins=5)
+    ece = expected_calibration_error(probs, labels, n_bins=5)
     assert ece == pytest.approx(expected)
     assert ece == pytest.approx(0.35)
     # Calibrated: half of the predictions at confidence 0.5 are right.
     probs = torch.tensor([[0.5, 0.5], [0.5, 0.5]])
-    assert training.expected_calibration_error(
+    assert expected_calibration_error(
         probs, torch.tensor([0, 1])) == pytest.approx(0.0)
     probs = torch.tensor([[1.0, 0.0]])
-    assert training.expected_calibration_error(
+    assert expected_calibration_error(
         probs, torch.tensor([1])) == pytest.approx(1.0)
 
 
 def test_paired_test():
     x, y = [0.82, 0.80, 0.83, 0.81], [0.80, 0.80, 0.80, 0.79]
-    diff, t_p, w_p = training.paired_test(x, y)
+    diff, t_p, w_p = paired_test(x, y)
     assert diff == pytest.approx(0.0175)
     assert t_p == pytest.approx(stats.ttest_rel(x, y).pvalue)
     assert w_p == pytest.approx(stats.wilcoxon(x, y).pvalue)
-    assert training.paired_test(x, x) == (0.0, None, None)
-    assert training.paired_test([0.8], [0.7])[1:] == (None, None)
+    assert paired_test(x, x) == (0.0, None, None)
+    assert paired_test([0.8], [0.7])[1:] == (None, None)
     # Equal non-zero differences: no t statistic, a Wilcoxon p-value.
-    diff, t_p, w_p = training.paired_test([0.3, 0.5, 0.7], [0.2, 0.4, 0.6])
+    diff, t_p, w_p = paired_test([0.3, 0.5, 0.7], [0.2, 0.4, 0.6])
     assert t_p is None and w_p is not None and diff == pytest.approx(0.1)
 
 
 def test_seeding_and_early_stopping(data_root):
-    graph = training.load_dataset('cora', data_root)
-    config = training.Config(methods=['ct'], epochs=8, patience=3,
-                             align_samples=64)
+    graph = load_dataset('cora', data_root)
+    config = Config(methods=['ct'], epochs=8, patience=3,
+                    align_samples=64)
 
     def run(seed):
         result = training.run(graph, 'ct', seed, config)
@@ -248,7 +263,7 @@ def test_seeding_and_early_stopping(data_root):
     assert run(0) == run(0)
     assert run(0) != run(1)
 
-    result = training.run(graph, 'none', 0, training.Config(
+    result = training.run(graph, 'none', 0, Config(
         methods=['none'], epochs=1))
     assert result.epochs == result.best_epoch == 1
     assert 0 <= result.test_acc <= 1 and result.ece > 0
@@ -258,7 +273,7 @@ def test_seeding_and_early_stopping(data_root):
 
 
 def test_config_validation():
-    config = training.Config(dataset='PubMed', methods=['CT', 'none'])
+    config = Config(dataset='PubMed', methods=['CT', 'none'])
     assert config.dataset == 'pubmed' and config.methods == ['ct', 'none']
     assert (config.lr, config.weight_decay) == (0.01, 0.001)
     for kwargs in [dict(dataset='reddit'), dict(methods=['gcn']),
@@ -266,13 +281,13 @@ def test_config_validation():
                    dict(align_weight=-1.0), dict(align_samples=1),
                    dict(lr=0.0), dict(device='tpu')]:
         with pytest.raises(ValueError):
-            training.Config(**kwargs)
+            Config(**kwargs)
 
 
 def test_save_results_atomic(tmp_path):
     path = tmp_path / 'new' / 'r.json'
-    training.save_results({'a': [1, 2]}, str(path))
-    training.save_results({'b': None}, str(path))
+    save_results({'a': [1, 2]}, str(path))
+    save_results({'b': None}, str(path))
     assert json.loads(path.read_text()) == {'b': None}
     assert [p.name for p in path.parent.iterdir()] == ['r.json']
 
@@ -335,12 +350,12 @@ def test_bad_flag(bad_flag_runs, argv, flag):
 
 
 def test_adversary_width_and_learning_rate():
-    config = training.Config(methods=['ct'], lr=0.01, adversary_channels=8,
-                             adversary_lr_scale=0.1)
+    config = Config(methods=['ct'], lr=0.01, adversary_channels=8,
+                    adversary_lr_scale=0.1)
     graph = Data(x=torch.randn(5, 4), y=torch.tensor([0, 1, 0, 1, 0]))
     graph.num_classes = 2
     model = training.make_model('ct', graph, config)
-    adversary = training.adversary_parameters(model)
+    adversary = adversary_parameters(model)
     assert model.conv1.divergence.critic.weight1.size(-1) == 8
     optimizer = training.make_optimizer(model, config, 'ct')
     main, second = optimizer.param_groups
@@ -352,27 +367,27 @@ def test_adversary_width_and_learning_rate():
     assert len(training.make_optimizer(plain, config,
                                        'none').param_groups) == 1
     with pytest.raises(ValueError, match="'adversary_lr_scale' must be > 0"):
-        training.Config(adversary_lr_scale=0)
+        Config(adversary_lr_scale=0)
 
 
 def test_alignment_settings_per_dataset_and_divergence(monkeypatch):
-    defaults = training.DEFAULT_ALIGNMENT
-    config = training.Config(dataset='cora', methods=['none', 'ct', 'mmd'])
-    monkeypatch.setattr(training, 'RECOMMENDED_ALIGNMENT', {
+    defaults = DEFAULT_ALIGNMENT
+    config = Config(dataset='cora', methods=['none', 'ct', 'mmd'])
+    monkeypatch.setattr('align_gnn.config.RECOMMENDED_ALIGNMENT', {
         'Cora': {'ct': dict(align_weight=0.03, rho=0.25),
                  'mmd': dict(align_samples=64)}})
     assert config.alignment('ct') == {**defaults, 'align_weight': 0.03,
                                       'rho': 0.25}
     assert config.alignment('mmd') == {**defaults, 'align_samples': 64}
-    other = training.Config(dataset='citeseer', methods=['ct'])
+    other = Config(dataset='citeseer', methods=['ct'])
     assert other.alignment('ct') == defaults
     # A setting given applies to every divergence:
-    given = training.Config(dataset='cora', methods=['ct', 'mmd'],
-                            align_weight=0.5)
+    given = Config(dataset='cora', methods=['ct', 'mmd'],
+                   align_weight=0.5)
     assert given.alignment('ct')['align_weight'] == 0.5
     assert given.alignment('ct')['rho'] == 0.25
     assert given.alignment('mmd')['align_weight'] == 0.5
-    record = training.config_record(config)
+    record = config_record(config)
     assert set(record['alignment']) == {'ct', 'mmd'}
     graph = Data(x=torch.randn(5, 4), y=torch.tensor([0, 1, 0, 1, 0]))
     graph.num_classes = 2
@@ -384,8 +399,8 @@ def test_alignment_settings_per_dataset_and_divergence(monkeypatch):
 
 
 def test_check_writable_probes_the_folder(tmp_path):
-    training.check_writable(str(tmp_path / 'new' / 'results.json'))
+    check_writable(str(tmp_path / 'new' / 'results.json'))
     assert list(tmp_path.iterdir()) == []  # nothing left behind
     # Permission bits say yes to root here; the probe does not:
     with pytest.raises(PermissionError, match="'/proc' is not writable"):
-        training.check_writable('/proc/results.json')
+        check_writable('/proc/results.json')

@@ -1,0 +1,260 @@
+r"""The settings of an experiment (:class:`Config`) and their defaults: the
+hyper-parameters per data set, the alignment settings per data set and
+divergence (the study's choices), the device."""
+from dataclasses import asdict, dataclass
+from typing import Dict, Optional, Sequence
+
+import torch
+
+from align_gnn import distributed
+from align_gnn.data import DATASETS, FEATURES, dataset_name
+from align_gnn.data.utils import _require
+from align_gnn.divergences import DIVERGENCES
+from align_gnn.models import CONVS, METHODS
+from align_gnn.robustness import ATTACKS
+
+DEVICES = ('auto', 'cpu', 'cuda')
+SUPERGAT_LOSS_WEIGHT = 4.0  # as in PyG's examples/super_gat.py
+# The alignment settings: lambda, keys and queries sampled per layer, CT's
+# rho, the adversaries' width and learning-rate scale; their library
+# defaults, and per data set and divergence the settings that
+# benchmarks/study.py chose on validation accuracy (README "Results"):
+ALIGNMENT_SETTINGS = ('align_weight', 'align_samples', 'rho',
+                      'adversary_channels', 'adversary_lr_scale')
+DEFAULT_ALIGNMENT = dict(align_weight=0.1, align_samples=256, rho=0.5,
+                         adversary_channels=32, adversary_lr_scale=1.0)
+RECOMMENDED_ALIGNMENT: Dict[str, Dict[str, Dict]] = {
+    'Cora': {  # study/cora, search seeds 100-102 (16 settings each)
+        'ct': dict(align_weight=0.1, align_samples=512, rho=0.25,
+                   adversary_channels=16, adversary_lr_scale=0.3),
+        'adversarial': dict(align_weight=0.01, align_samples=256,
+                            adversary_channels=32, adversary_lr_scale=3.0),
+        'sinkhorn': dict(align_weight=0.3, align_samples=128),
+        'mmd': dict(align_weight=1.0, align_samples=64),
+    },
+    'CiteSeer': {  # study/citeseer, same search (Sinkhorn, MMD: m <= 256)
+        'ct': dict(align_weight=0.003, align_samples=128, rho=0.75,
+                   adversary_channels=16, adversary_lr_scale=0.1),
+        'adversarial': dict(align_weight=0.003, align_samples=512,
+                            adversary_channels=16, adversary_lr_scale=1.0),
+        'sinkhorn': dict(align_weight=0.003, align_samples=64),
+        'mmd': dict(align_weight=0.003, align_samples=256),
+    },
+}
+
+
+def default_hyperparameters(dataset: str) -> Dict:
+    r"""The defaults for :obj:`dataset`: learning rate, weight decay,
+    maximum epochs, the neighbour sample sizes per layer (:obj:`fanout`) and,
+    for the two-layer :class:`~align_gnn.models.GAT`, the number of output
+    heads. Planetoid and graph files follow PyG's `examples/gat.py` for
+    Cora; ogbn-arxiv follows OGB's arxiv examples (no weight decay, 500
+    epochs) with :class:`~align_gnn.models.ArxivGAT`'s 3 layers (not tuned
+    here: the data set is not on this project's machines)."""
+    name = dataset_name(dataset)
+    if name == 'ogbn-arxiv':
+        return dict(lr=0.005, weight_decay=0.0, epochs=500,
+                    fanout=(15, 10, 5))
+    defaults = dict(lr=0.005, weight_decay=5e-4, epochs=1000,
+                    fanout=(10, 10), output_heads=1)
+    if name == 'PubMed':
+        defaults.update(lr=0.01, weight_decay=0.001, output_heads=8)
+    return defaults
+
+
+def recommended_alignment(dataset: str, method: str) -> Dict:
+    r"""The alignment settings of divergence :obj:`method` that the study
+    chose on validation accuracy for :obj:`dataset`
+    (:data:`RECOMMENDED_ALIGNMENT`; empty where it did not run)."""
+    return RECOMMENDED_ALIGNMENT.get(dataset_name(dataset), {}).get(method,
+                                                                    {})
+
+
+def alignment_defaults(dataset: str, method: str) -> Dict:
+    r"""The alignment settings (:data:`ALIGNMENT_SETTINGS`) of divergence
+    :obj:`method` on :obj:`dataset`: those chosen on validation accuracy
+    by the study where it ran (:func:`recommended_alignment`), else
+    :data:`DEFAULT_ALIGNMENT`."""
+    return {**DEFAULT_ALIGNMENT, **recommended_alignment(dataset, method)}
+
+
+@dataclass
+class Config:
+    r"""The settings of an experiment; :obj:`None` stands for the data
+    set's default (see :func:`default_hyperparameters`).
+
+    Args:
+        dataset (str): :obj:`"cora"`, :obj:`"citeseer"`, :obj:`"pubmed"` or
+            :obj:`"ogbn-arxiv"`.
+        methods (list of str): Methods to train on the same seeds; the first
+            is the reference of the paired tests (see
+            :data:`~align_gnn.models.METHODS`).
+        align_weight (float, optional): Weight :math:`\lambda` of the
+            alignment loss.
+        align_samples (int, optional): Keys and queries sampled per forward
+            pass.
+        rho (float, optional): Forward-transport weight of conditional
+            transport.
+        runs (int): Number of seeds :obj:`seed, seed + 1, ...`.
+        seed (int): The first seed.
+        epochs (int, optional): Maximum number of epochs.
+        patience (int): Epochs without a better validation accuracy (or an
+            equal one with a lower validation loss) before stopping.
+        lr (float, optional): Adam learning rate.
+        weight_decay (float, optional): Adam weight decay.
+        device (str): :obj:`"auto"`, :obj:`"cpu"` or :obj:`"cuda"`.
+        features (str, optional): Node feature layout, :obj:`"dense"` or
+            :obj:`"sparse"` (see :func:`~align_gnn.data.prepare_data`);
+            unset, sparse for full-batch training on Planetoid, else dense.
+        batch_size (int, optional): Train on neighbour-sampled subgraphs of
+            :obj:`batch_size` training nodes each (see
+            :func:`~align_gnn.training.neighbor_loader`); unset, full-batch.
+            Required with several processes.
+        fanout (list of int, optional): Neighbours sampled per node at each
+            hop, one number per layer (:obj:`-1`: all).
+        conv (str): The attention layer of :obj:`"none"` and the aligned
+            methods: :obj:`"gat"`, :obj:`"gatv2"` or :obj:`"transformer"`
+            (see :func:`~align_gnn.models.layer_factory`).
+        adversary_channels (int, optional): Width of the adversaries (CT's
+            critic and navigator, the discriminator).
+        adversary_lr_scale (float, optional): The adversaries' learning rate
+            is :obj:`lr * adversary_lr_scale`.
+
+            Unset alignment settings are each divergence's own on the data
+            set (see :meth:`alignment`).
+        label_attr, feature_attr, node_attributes, split: For a graph
+            file, see :func:`~align_gnn.data.graph_files.load_graph_file`
+            (the split is drawn with :obj:`seed`, the same for every run).
+        attack (str, optional): Evaluate each trained model under this
+            structure attack (:obj:`"prbcd"`) and as many random edge flips
+            (see :func:`~align_gnn.robustness.robustness`).
+        budgets (list of float): The attack budgets, fractions of the edges.
+        attack_epochs (int): PRBCD's epochs.
+        keys_queries (bool): Record a PCA of sampled keys and queries of the
+            first seed's trained model (see
+            :func:`~align_gnn.diagnostics.key_query_pca`).
+    """
+    dataset: str = 'cora'
+    methods: Sequence[str] = ('ct', )
+    align_weight: Optional[float] = None
+    align_samples: Optional[int] = None
+    rho: Optional[float] = None
+    runs: int = 10
+    seed: int = 0
+    epochs: Optional[int] = None
+    patience: int = 100
+    lr: Optional[float] = None
+    weight_decay: Optional[float] = None
+    device: str = 'auto'
+    features: Optional[str] = None
+    batch_size: Optional[int] = None
+    fanout: Optional[Sequence[int]] = None
+    conv: str = 'gat'
+    adversary_channels: Optional[int] = None
+    adversary_lr_scale: Optional[float] = None
+    label_attr: str = 'label'
+    feature_attr: Optional[Sequence[str]] = None
+    node_attributes: Optional[str] = None
+    split: Sequence[float] = (0.6, 0.2, 0.2)
+    attack: Optional[str] = None
+    budgets: Sequence[float] = (0.01, 0.05, 0.1)
+    attack_epochs: int = 50
+    keys_queries: bool = False
+
+    def __post_init__(self):
+        if self.dataset.lower() in DATASETS:
+            self.dataset = self.dataset.lower()
+        dataset_name(self.dataset)
+        self.methods = [method.lower() for method in self.methods]
+        _require(len(self.methods) > 0 and set(self.methods) <= set(METHODS)
+                 and len(set(self.methods)) == len(self.methods), 'methods',
+                 f'distinct names from {", ".join(METHODS)}', self.methods)
+        defaults = default_hyperparameters(self.dataset)
+        for name in ('lr', 'weight_decay', 'epochs', 'fanout'):
+            if getattr(self, name) is None:
+                setattr(self, name, defaults[name])
+        if self.features is None:
+            self.features = 'sparse' if (self.dataset != 'ogbn-arxiv' and
+                                         self.batch_size is None) else 'dense'
+        for name in ('runs', 'epochs', 'patience'):
+            _require(getattr(self, name) >= 1, name, '>= 1',
+                     getattr(self, name))
+        _require(self.seed >= 0, 'seed', '>= 0', self.seed)
+        for name, valid, expected in (
+                ('align_weight', lambda v: v >= 0, '>= 0'),
+                ('align_samples', lambda v: v >= 2, '>= 2'),
+                ('rho', lambda v: 0 <= v <= 1, 'in [0, 1]'),
+                ('adversary_channels', lambda v: v >= 1, '>= 1'),
+                ('adversary_lr_scale', lambda v: v > 0, '> 0')):
+            value = getattr(self, name)
+            _require(value is None or valid(value), name, expected, value)
+        _require(self.device in DEVICES, 'device', f'one of {DEVICES}',
+                 self.device)
+        _require(self.features in FEATURES, 'features', f'one of {FEATURES}',
+                 self.features)
+        self.fanout = list(self.fanout)
+        depth = len(defaults['fanout'])
+        _require(len(self.fanout) == depth and all(
+            n >= 1 or n == -1 for n in self.fanout), 'fanout',
+            f'{depth} numbers >= 1 or -1 (one per layer of the '
+            f'{self.dataset} model)', self.fanout)
+        if self.batch_size is not None:
+            _require(self.batch_size >= 1, 'batch_size', '>= 1',
+                     self.batch_size)
+            _require(self.features == 'dense', 'features',
+                     "'dense' with batch_size (neighbour sampling slices "
+                     "dense features)", self.features)
+            from align_gnn.training import (  # it imports this module
+                require_neighbor_sampling)
+            require_neighbor_sampling()
+        elif distributed.launched():
+            raise ValueError("Several processes train on shards of the "
+                             "training nodes: set 'batch_size' "
+                             "(--batch-size)")
+        _require(self.conv in CONVS, 'conv', f'one of {tuple(CONVS)}',
+                 self.conv)
+        self.split = [float(fraction) for fraction in self.split]
+        if self.feature_attr is not None:
+            self.feature_attr = list(self.feature_attr)
+        _require(self.attack in (None, *ATTACKS), 'attack',
+                 f'one of {ATTACKS} or None', self.attack)
+        self.budgets = [float(budget) for budget in self.budgets]
+        _require(len(self.budgets) > 0 and all(
+            0 <= budget <= 1 for budget in self.budgets), 'budgets',
+            'fractions in [0, 1]', self.budgets)
+        _require(self.attack_epochs >= 1, 'attack_epochs', '>= 1',
+                 self.attack_epochs)
+        _require(self.lr > 0, 'lr', '> 0', self.lr)
+        _require(self.weight_decay >= 0, 'weight_decay', '>= 0',
+                 self.weight_decay)
+
+    def alignment(self, method: str) -> Dict:
+        r"""The alignment settings (:data:`ALIGNMENT_SETTINGS`) of
+        :obj:`method`: those set here, else the divergence's own on the data
+        set (see :func:`alignment_defaults`)."""
+        defaults = alignment_defaults(self.dataset, method)
+        return {name: defaults[name] if getattr(self, name) is None else
+                getattr(self, name) for name in ALIGNMENT_SETTINGS}
+
+
+def config_record(config: Config) -> Dict:
+    r""":obj:`config` as a dictionary, with the device it resolves to and
+    the alignment settings of each divergence it trains (as results files
+    and checkpoints record it)."""
+    return dict(asdict(config), device=str(resolve_device(config.device)),
+                alignment={method: config.alignment(method)
+                           for method in config.methods
+                           if method in DIVERGENCES})
+
+
+def resolve_device(device: str = 'auto') -> torch.device:
+    r"""The device named :obj:`device`; :obj:`"auto"` picks CUDA if
+    available."""
+    if device == 'auto':
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if device == 'cuda' and not torch.cuda.is_available():
+        raise ValueError("'device' is 'cuda' but CUDA is not available "
+                         "(use 'cpu' or 'auto')")
+    if device == 'cuda' and distributed.launched():
+        return torch.device('cuda', distributed.local_rank())
+    return torch.device(device)
