@@ -89,9 +89,8 @@ class AlignedAttention:
             raise ValueError(f"'align_over' must be one of {ALIGN_OVER} "
                              f"(got {align_over!r})")
         if align_over == 'heads':
-            if heads < 2:
-                raise ValueError("align_over='heads' needs 'heads' >= 2 "
-                                 "(a node's heads are the two samples)")
+            if heads < 2:  # one head: nothing to align across heads
+                return None
             heads = 1  # one adversary shared by all nodes (see across_heads)
         if not isinstance(num_samples, int) or num_samples < 2:
             raise ValueError(f"'num_samples' must be an integer >= 2 "
@@ -307,7 +306,8 @@ class AlignedGATConv(AlignedAttention, GATConv):
             heads); :obj:`"heads"`: per sampled node, its :math:`H` queries
             and :math:`H` keys are the two samples (averaged over nodes;
             the alignment paper's code, one adversary shared by all nodes;
-            see :mod:`align_gnn.across_heads`). (default: :obj:`"nodes"`)
+            see :mod:`align_gnn.across_heads`; a one-head layer then has no
+            alignment loss). (default: :obj:`"nodes"`)
         **kwargs (optional): Additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing`.
 
