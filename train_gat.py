@@ -24,7 +24,10 @@ from align_gnn import distributed, plots
 from align_gnn.checkpoint import Checkpoint
 from align_gnn.config import DEFAULT_ALIGNMENT, DEVICES, Config, resolve_device
 from align_gnn.data import DATASETS, FEATURES, dataset_name, is_graph_file
+from align_gnn.config import MODELS
+from align_gnn.conv import ALIGN_OVER
 from align_gnn.models import CONVS, METHODS
+from align_gnn.selection import SELECTIONS
 from align_gnn.results import (
     check_writable,
     default_output_path,
@@ -127,7 +130,57 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'GAT of PyG examples/gat.py), ogbn-arxiv (OGB time split, OGB '
         'Evaluator, the 3-layer ArxivGAT), or the path of a graph file '
         'networkx reads (GraphML, GML, edge list; 2-layer GAT, stratified '
-        'random split)')
+        'random split); minesweeper, tolokers (ROC-AUC), chameleon-filtered, '
+        'squirrel-filtered (Platonov et al.\'s data and model, run i on '
+        'fixed split i, --runs at most 10); dictionary-lookup (GATv2 '
+        'paper\'s generated task, see --k)')
+    parser.add_argument(
+        '--model', type=str.lower, choices=list(MODELS),
+        help='gat: the data set\'s GAT (Planetoid, graph files, '
+        'dictionary-lookup: PyG examples/gat.py; ogbn-arxiv: ArxivGAT); '
+        'platonov-*: the residual LayerNorm model of Platonov et al. '
+        '(ICLR 2023) with GAT (--conv gat or gatv2) or graph transformer '
+        'attention, -sep concatenating a node and its neighbourhood; '
+        'unset: platonov-gat on the heterophilous sets, else gat')
+    parser.add_argument(
+        '--hidden', type=positive_int, metavar='D',
+        help='platonov-*: width; unset: 512 (the paper; on a CPU try 64)')
+    parser.add_argument(
+        '--heads', type=positive_int,
+        help='platonov-*: attention heads, dividing --hidden; unset: 8')
+    parser.add_argument(
+        '--layers', type=positive_int,
+        help='platonov-*: attention blocks (the paper chose 1-5 on '
+        'validation); unset: 5')
+    parser.add_argument(
+        '--dropout', type=_number(float, 'a number in [0, 1)',
+                                  lambda v: 0 <= v < 1),
+        help='platonov-*: dropout probability; unset: 0.2')
+    parser.add_argument(
+        '--k', type=_number(int, 'an integer >= 3', lambda v: v >= 3),
+        default=4,
+        help='dictionary-lookup: keys per graph (all k! permutations up to '
+        '32000 graphs; "unseen combinations" split drawn with --seed)')
+    parser.add_argument(
+        '--edge-noise', type=_number(float, 'a number >= 0',
+                                     lambda v: v >= 0), default=0.0,
+        metavar='P',
+        help='add P*|E|/2 uniformly random undirected non-edges to the '
+        'graph before training (drawn with --seed)')
+    parser.add_argument(
+        '--align-over', type=str.lower, default='nodes',
+        choices=list(ALIGN_OVER),
+        help='nodes: per head, the sampled nodes\' queries and keys are '
+        'the two samples; heads: per node, its heads\' queries and keys '
+        '(the alignment paper\'s code)')
+    parser.add_argument(
+        '--selection', type=str.lower, default='acc',
+        choices=list(SELECTIONS),
+        help='acc: keep the best validation accuracy (ROC-AUC on '
+        'minesweeper/tolokers; ties: lower loss), stop --patience epochs '
+        'after it; gat-paper: the GAT paper\'s rule (go on while validation '
+        'accuracy or loss improves, keep the last epoch where both were '
+        'best)')
     parser.add_argument(
         '--label-attr', default='label', metavar='NAME',
         help='graph file: the node attribute holding the class')
@@ -300,7 +353,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             attack=args.attack,
             budgets=args.budgets,
             attack_epochs=args.attack_epochs,
-            keys_queries=args.plot_dir is not None)
+            keys_queries=args.plot_dir is not None,
+            model=args.model, hidden=args.hidden, heads=args.heads,
+            layers=args.layers, dropout=args.dropout, k=args.k,
+            edge_noise=args.edge_noise, align_over=args.align_over,
+            selection=args.selection)
         if args.plot_dir:
             plots.require_matplotlib()
             _check_writable('--plot-dir', osp.join(args.plot_dir, 'x.png'),
@@ -333,6 +390,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     save_results(results, path)
     print(f'{dataset_name(config.dataset)}, {config.runs} run(s) '
           f'from seed {config.seed}:')
+    if results.get('metric') == 'roc_auc':
+        print('metric: ROC-AUC (in the acc columns and the JSON\'s *_acc '
+              'fields)')
     print(format_table(results['summary']))
     if config.attack:
         print(format_attack_table(results['summary']))

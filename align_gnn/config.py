@@ -12,6 +12,13 @@ from align_gnn.data.utils import _require
 from align_gnn.divergences import DIVERGENCES
 from align_gnn.models import CONVS, METHODS
 from align_gnn.robustness import ATTACKS
+from align_gnn.conv import ALIGN_OVER
+from align_gnn.data.heterophilous import NAMES as HETEROPHILOUS, NUM_SPLITS
+from align_gnn.hetero_models import PLATONOV_DEFAULTS, PLATONOV_MODELS
+from align_gnn.selection import SELECTIONS
+
+MODELS = ('gat', *PLATONOV_MODELS)  # gat: the data set's own GAT
+DENSE = (*HETEROPHILOUS, 'dictionary-lookup')  # dense features by default
 
 DEVICES = ('auto', 'cpu', 'cuda')
 SUPERGAT_LOSS_WEIGHT = 4.0  # as in PyG's examples/super_gat.py
@@ -52,11 +59,14 @@ def default_hyperparameters(dataset: str) -> Dict:
     epochs) with :class:`~align_gnn.models.ArxivGAT`'s 3 layers (not tuned
     here: the data set is not on this project's machines)."""
     name = dataset_name(dataset)
+    if dataset.lower() in HETEROPHILOUS:  # Platonov et al.'s
+        return dict(lr=3e-5, weight_decay=0.0, epochs=1000, fanout=(10, 10),
+                    output_heads=1, model='platonov-gat')
     if name == 'ogbn-arxiv':
         return dict(lr=0.005, weight_decay=0.0, epochs=500,
                     fanout=(15, 10, 5))
     defaults = dict(lr=0.005, weight_decay=5e-4, epochs=1000,
-                    fanout=(10, 10), output_heads=1)
+                    fanout=(10, 10), output_heads=1, model='gat')
     if name == 'PubMed':
         defaults.update(lr=0.01, weight_decay=0.001, output_heads=8)
     return defaults
@@ -160,6 +170,17 @@ class Config:
     budgets: Sequence[float] = (0.01, 0.05, 0.1)
     attack_epochs: int = 50
     keys_queries: bool = False
+    # Issue 16 (see align_gnn/hetero_models.py, data/heterophilous.py,
+    # data/dictionary_lookup.py, selection.py, across_heads.py):
+    model: Optional[str] = None
+    hidden: Optional[int] = None
+    heads: Optional[int] = None
+    layers: Optional[int] = None
+    dropout: Optional[float] = None
+    k: int = 4
+    edge_noise: float = 0.0
+    align_over: str = 'nodes'
+    selection: str = 'acc'
 
     def __post_init__(self):
         if self.dataset.lower() in DATASETS:
@@ -175,7 +196,9 @@ class Config:
                 setattr(self, name, defaults[name])
         if self.features is None:
             self.features = 'sparse' if (self.dataset != 'ogbn-arxiv' and
+                                         self.dataset not in DENSE and
                                          self.batch_size is None) else 'dense'
+        self._check_issue16(defaults)
         for name in ('runs', 'epochs', 'patience'):
             _require(getattr(self, name) >= 1, name, '>= 1',
                      getattr(self, name))
@@ -227,6 +250,39 @@ class Config:
         _require(self.lr > 0, 'lr', '> 0', self.lr)
         _require(self.weight_decay >= 0, 'weight_decay', '>= 0',
                  self.weight_decay)
+
+    def _check_issue16(self, defaults: Dict):
+        if self.model is None:
+            self.model = defaults.get('model', 'gat')
+        self.model = self.model.lower()
+        _require(self.model in MODELS, 'model', f'one of {MODELS}',
+                 self.model)
+        if self.model in PLATONOV_MODELS:
+            for name, value in PLATONOV_DEFAULTS.items():
+                if getattr(self, name) is None:
+                    setattr(self, name, value)
+            _require(self.hidden % self.heads == 0, 'hidden',
+                     f'a multiple of heads ({self.heads})', self.hidden)
+            _require(self.dropout is None or 0 <= self.dropout < 1,
+                     'dropout', 'in [0, 1)', self.dropout)
+        elif self.dataset != 'ogbn-arxiv':
+            unused = [name for name in PLATONOV_DEFAULTS
+                      if getattr(self, name) is not None]
+            _require(not unused, 'model', "a platonov-* model for "
+                     f"{', '.join(unused)}", self.model)
+        for name in ('hidden', 'heads', 'layers'):
+            value = getattr(self, name)
+            _require(value is None or value >= 1, name, '>= 1', value)
+        _require(self.k >= 3, 'k', '>= 3', self.k)
+        _require(self.edge_noise >= 0, 'edge_noise', '>= 0', self.edge_noise)
+        _require(self.align_over in ALIGN_OVER, 'align_over',
+                 f'one of {ALIGN_OVER}', self.align_over)
+        _require(self.selection in SELECTIONS, 'selection',
+                 f'one of {SELECTIONS}', self.selection)
+        if self.dataset in HETEROPHILOUS:
+            _require(self.runs <= NUM_SPLITS, 'runs',
+                     f'at most {NUM_SPLITS} on {self.dataset} (run i uses '
+                     f'fixed split i of {NUM_SPLITS})', self.runs)
 
     def alignment(self, method: str) -> Dict:
         r"""The alignment settings (:data:`ALIGNMENT_SETTINGS`) of

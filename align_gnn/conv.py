@@ -13,6 +13,7 @@ from align_gnn.divergences import _check_rho, resolve_divergence
 
 
 PERMUTATION_MAX_ROWS = 1 << 16
+ALIGN_OVER = ('nodes', 'heads')
 
 
 def sample_rows(num_rows: int, num_samples: int,
@@ -79,10 +80,18 @@ class AlignedAttention:
     @staticmethod
     def _resolve(divergence: Union[str, Module, None], heads: int,
                  channels: int, num_samples: int, rho: float,
-                 adversary_channels: int) -> Optional[Module]:
+                 adversary_channels: int,
+                 align_over: str = 'nodes') -> Optional[Module]:
         if not isinstance(heads, int) or heads <= 0:
             raise ValueError(f"'heads' must be a positive integer "
                              f"(got {heads!r})")
+        if align_over not in ALIGN_OVER:
+            raise ValueError(f"'align_over' must be one of {ALIGN_OVER} "
+                             f"(got {align_over!r})")
+        if align_over == 'heads':
+            if heads < 2:  # one head: nothing to align across heads
+                return None
+            heads = 1  # one adversary shared by all nodes (see across_heads)
         if not isinstance(num_samples, int) or num_samples < 2:
             raise ValueError(f"'num_samples' must be an integer >= 2 "
                              f"(got {num_samples!r})")
@@ -93,8 +102,9 @@ class AlignedAttention:
                                   adversary_channels)
 
     def _init_alignment(self, divergence: Optional[Module], num_samples: int,
-                        rho: float):
+                        rho: float, align_over: str = 'nodes'):
         self.divergence = divergence
+        self.align_over = align_over
         self.num_samples = num_samples
         self.rho = rho
         self._key_sample: Optional[Tensor] = None
@@ -210,6 +220,9 @@ class AlignedAttention:
         if (not self.training or self.divergence is None or key is None
                 or query is None or key.size(0) == 0 or query.size(0) == 0):
             return next(self.parameters()).new_zeros(())
+        if getattr(self, 'align_over', 'nodes') == 'heads':
+            from align_gnn.across_heads import across_heads_loss
+            return across_heads_loss(self.divergence, query, key)
         return self.divergence(query.transpose(0, 1),
                                key.transpose(0, 1)).mean()
 
@@ -288,6 +301,13 @@ class AlignedGATConv(AlignedAttention, GATConv):
         adversary_channels (int, optional): Width of the critic and navigator
             (:obj:`"ct"`) or the discriminator (:obj:`"adversarial"`).
             (default: :obj:`32`)
+        align_over (str, optional): :obj:`"nodes"`: per head, the sampled
+            nodes' queries and keys are the two samples (averaged over
+            heads); :obj:`"heads"`: per sampled node, its :math:`H` queries
+            and :math:`H` keys are the two samples (averaged over nodes;
+            the alignment paper's code, one adversary shared by all nodes;
+            see :mod:`align_gnn.across_heads`; a one-head layer then has no
+            alignment loss). (default: :obj:`"nodes"`)
         **kwargs (optional): Additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing`.
 
@@ -321,14 +341,16 @@ class AlignedGATConv(AlignedAttention, GATConv):
         num_samples: int = 256,
         rho: float = 0.5,
         adversary_channels: int = 32,
+        align_over: str = 'nodes',
         **kwargs,
     ):
         divergence = self._resolve(divergence, heads, out_channels,
-                                   num_samples, rho, adversary_channels)
+                                   num_samples, rho, adversary_channels,
+                                   align_over)
         super().__init__(in_channels, out_channels, heads, concat,
                          negative_slope, dropout, add_self_loops, edge_dim,
                          fill_value, bias, residual, **kwargs)
-        self._init_alignment(divergence, num_samples, rho)
+        self._init_alignment(divergence, num_samples, rho, align_over)
 
     def key_query(
         self,
@@ -444,14 +466,16 @@ class AlignedGATv2Conv(AlignedAttention, GATv2Conv):
         num_samples: int = 256,
         rho: float = 0.5,
         adversary_channels: int = 32,
+        align_over: str = 'nodes',
         **kwargs,
     ):
         divergence = self._resolve(divergence, heads, out_channels,
-                                   num_samples, rho, adversary_channels)
+                                   num_samples, rho, adversary_channels,
+                                   align_over)
         super().__init__(in_channels, out_channels, heads, concat,
                          negative_slope, dropout, add_self_loops, edge_dim,
                          fill_value, bias, share_weights, residual, **kwargs)
-        self._init_alignment(divergence, num_samples, rho)
+        self._init_alignment(divergence, num_samples, rho, align_over)
 
     def key_query(
         self,
@@ -540,13 +564,15 @@ class AlignedTransformerConv(AlignedAttention, TransformerConv):
         num_samples: int = 256,
         rho: float = 0.5,
         adversary_channels: int = 32,
+        align_over: str = 'nodes',
         **kwargs,
     ):
         divergence = self._resolve(divergence, heads, out_channels,
-                                   num_samples, rho, adversary_channels)
+                                   num_samples, rho, adversary_channels,
+                                   align_over)
         super().__init__(in_channels, out_channels, heads, concat, beta,
                          dropout, edge_dim, bias, root_weight, **kwargs)
-        self._init_alignment(divergence, num_samples, rho)
+        self._init_alignment(divergence, num_samples, rho, align_over)
 
     def key_query(
         self,

@@ -55,3 +55,21 @@ def reliability_bins(probs: Tensor, labels: Tensor,
                                           correct]))
     count, confidence, correct = sums.tolist()
     return dict(count=count, confidence=confidence, correct=correct)
+
+
+def roc_auc(score: Tensor, labels: Tensor) -> float:
+    r"""The area under the ROC curve of :obj:`score` for the binary
+    :obj:`labels` (1: positive): the probability that a random positive
+    scores above a random negative, ties counting one half, from the
+    Mann-Whitney U statistic of the average ranks (as
+    :func:`sklearn.metrics.roc_auc_score`). :obj:`nan` without positives or
+    negatives."""
+    from scipy.stats import rankdata
+
+    labels = labels.detach().cpu().bool().numpy()
+    pos, neg = int(labels.sum()), int((~labels).sum())
+    if pos == 0 or neg == 0:
+        return float('nan')
+    ranks = rankdata(score.detach().cpu().double().numpy())
+    u = ranks[labels].sum() - pos * (pos + 1) / 2
+    return float(u / (pos * neg))

@@ -90,7 +90,8 @@ class GAT(torch.nn.Module):
 
 
 def layer_factory(method: str, num_samples: int = 256, rho: float = 0.5,
-                  conv: str = 'gat', adversary_channels: int = 32) -> Callable:
+                  conv: str = 'gat', adversary_channels: int = 32,
+                  align_over: str = 'nodes') -> Callable:
     r"""The attention layer of :obj:`method`: :obj:`"none"` (the plain
     :obj:`conv` layer: :obj:`"gat"`
     :class:`~torch_geometric.nn.conv.GATConv`, :obj:`"gatv2"`
@@ -110,7 +111,8 @@ def layer_factory(method: str, num_samples: int = 256, rho: float = 0.5,
         return plain
     if method in DIVERGENCES:
         return partial(aligned, divergence=method, num_samples=num_samples,
-                       rho=rho, adversary_channels=adversary_channels)
+                       rho=rho, adversary_channels=adversary_channels,
+                       align_over=align_over)
     if method == 'gatv2':
         return GATv2Conv
     if method == 'supergat':
@@ -123,11 +125,12 @@ def layer_factory(method: str, num_samples: int = 256, rho: float = 0.5,
 def build_model(method: str, in_channels: int, out_channels: int,
                 output_heads: int = 1, num_samples: int = 256,
                 rho: float = 0.5, conv: str = 'gat',
-                adversary_channels: int = 32) -> GAT:
+                adversary_channels: int = 32, align_over: str = 'nodes') -> GAT:
     r"""The :class:`GAT` with the layers of :obj:`method` and :obj:`conv`
     (see :func:`layer_factory`); :obj:`"supergat"` always has 8 output
     heads, as in PyG's `examples/super_gat.py`."""
-    layer = layer_factory(method, num_samples, rho, conv, adversary_channels)
+    layer = layer_factory(method, num_samples, rho, conv, adversary_channels,
+                          align_over)
     if method == 'supergat':
         output_heads = 8
     return GAT(in_channels, out_channels, layer, output_heads=output_heads)
@@ -206,13 +209,13 @@ class ArxivGAT(torch.nn.Module):
 def build_arxiv_model(method: str, in_channels: int, out_channels: int,
                       num_samples: int = 256, rho: float = 0.5,
                       conv: str = 'gat', adversary_channels: int = 32,
-                      **kwargs) -> ArxivGAT:
+                      align_over: str = 'nodes', **kwargs) -> ArxivGAT:
     r"""The :class:`ArxivGAT` with the layers of :obj:`method` and
     :obj:`conv` (see :func:`layer_factory`); :obj:`kwargs` go to
     :class:`ArxivGAT`."""
     return ArxivGAT(in_channels, out_channels,
                     layer_factory(method, num_samples, rho, conv,
-                                  adversary_channels), **kwargs)
+                                  adversary_channels, align_over), **kwargs)
 
 
 def num_layers(model: torch.nn.Module) -> int:

@@ -37,14 +37,18 @@ from align_gnn.config import (
 )
 from align_gnn.conv import alignment_loss
 from align_gnn.data import (
+    add_edge_noise,
     dataset_name,
+    select_split,
     is_graph_file,
     load_dataset,
     prepare_data,
 )
 from align_gnn.diagnostics import key_query_pca
 from align_gnn.divergences import DIVERGENCES
-from align_gnn.metrics import bins_ece, reliability_bins
+from align_gnn.hetero_models import PLATONOV_MODELS, build_platonov_model
+from align_gnn.metrics import bins_ece, reliability_bins, roc_auc
+from align_gnn.selection import make_selection
 from align_gnn.models import (
     adversary_parameters,
     build_arxiv_model,
@@ -82,7 +86,13 @@ def make_model(method: str, data: Data, config: Config) -> torch.nn.Module:
     :obj:`data.num_features` inputs and :obj:`data.num_classes` outputs."""
     setting = config.alignment(method)
     options = (setting['align_samples'], setting['rho'], config.conv,
-               setting['adversary_channels'])
+               setting['adversary_channels'], config.align_over)
+    if config.model in PLATONOV_MODELS:
+        return build_platonov_model(
+            config.model, method, data.num_features, data.num_classes,
+            *options[:4], hidden=config.hidden, heads=config.heads,
+            layers=config.layers, dropout=config.dropout,
+            align_over=config.align_over)
     if config.dataset == 'ogbn-arxiv':
         return build_arxiv_model(method, data.num_features, data.num_classes,
                                  *options)
@@ -177,7 +187,10 @@ def evaluate(model: torch.nn.Module, data: Data,
     and test nodes (keys :obj:`"train_acc"`, :obj:`"train_nll"`, ...) and
     the test expected calibration error (:obj:`"test_ece"`), from one
     full-graph forward pass. Accuracies are :obj:`evaluator`'s, if given
-    (e.g. :class:`ogb.nodeproppred.Evaluator`)."""
+    (e.g. :class:`ogb.nodeproppred.Evaluator`). On a graph whose
+    :obj:`metric` is :obj:`"roc_auc"` (two classes), the :obj:`"*_acc"`
+    entries hold the ROC-AUC of the logit difference instead (see
+    :func:`~align_gnn.metrics.roc_auc`)."""
     model.eval()
     out = model(data.x, data.edge_index)
     metrics = {}
@@ -185,7 +198,9 @@ def evaluate(model: torch.nn.Module, data: Data,
         mask = data[f'{split}_mask']
         logits, y = out[mask], data.y[mask]
         pred = logits.argmax(-1)
-        if evaluator is None:
+        if getattr(data, 'metric', 'acc') == 'roc_auc':
+            acc = roc_auc(logits[:, 1] - logits[:, 0], y)
+        elif evaluator is None:
             acc = int(pred.eq(y).sum()) / len(y)
         else:
             acc = float(evaluator.eval({'y_true': y.view(-1, 1),
@@ -215,6 +230,8 @@ def run(data: Data, method: str, seed: int, config: Config,
             this run, if any, and save the state every
             :obj:`checkpoint.every` epochs. (default: :obj:`None`)
     """
+    # With fixed splits (heterophilous sets), run i uses split i:
+    data = select_split(data, seed - config.seed)
     seed_everything(seed)
     model = make_model(method, data, config).to(resolve_device(config.device))
     return fit(model, data, method, seed, config, progress, checkpoint)
@@ -275,6 +292,7 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
                     if method in DIVERGENCES else 0.0)
 
     best_acc, best_nll, best_epoch, best_state = -1.0, math.inf, 0, None
+    selection = make_selection(config.selection, config.patience)
     epoch, elapsed = 0, 0.0  # epochs done and their seconds
     curves, val_accs = [], []  # (loss, alignment loss) per epoch
     saved = checkpoint.run_state(method, seed) if checkpoint else None
@@ -286,6 +304,12 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
         best_epoch, best_state = saved['best_epoch'], saved['best_model']
         epoch, elapsed = saved['epoch'], saved['seconds']
         curves, val_accs = list(saved['curves']), saved['val_accs']
+        if 'selection' in saved:
+            selection.load_state_dict(saved['selection'])
+        else:  # a checkpoint from before selection.py
+            selection.load_state_dict(dict(
+                best_acc=best_acc, best_loss=best_nll, epoch=epoch,
+                best_epoch=best_epoch))
 
     bar = tqdm(range(epoch + 1, config.epochs + 1), initial=epoch,
                total=config.epochs, desc=f'{method} seed {seed}',
@@ -304,10 +328,11 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
             None)
         val_acc, val_nll = metrics['val_acc'], metrics['val_nll']
         val_accs.append(val_acc)
-        if val_acc > best_acc or (val_acc == best_acc and val_nll < best_nll):
+        keep, stop = selection.step(val_acc, val_nll)
+        if keep:
             best_acc, best_nll, best_epoch = val_acc, val_nll, epoch
             best_state = {k: v.clone() for k, v in module.state_dict().items()}
-        elif epoch - best_epoch >= config.patience:
+        elif stop:
             break
         if checkpoint is not None and epoch % checkpoint.every == 0:
             checkpoint.save_run(method, seed, dict(
@@ -315,7 +340,7 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
                 optimizer=optimizer.state_dict(), rng=rng_state(device),
                 best_acc=best_acc, best_nll=best_nll, best_epoch=best_epoch,
                 best_model=best_state, curves=torch.stack(curves),
-                val_accs=val_accs,
+                val_accs=val_accs, selection=selection.state_dict(),
                 seconds=elapsed + time.perf_counter() - start))
         bar.set_postfix(val_acc=f'{val_acc:.3f}', best=f'{best_acc:.3f}')
     seconds = elapsed + time.perf_counter() - start
@@ -398,6 +423,7 @@ def experiment(config: Config, root: Optional[str] = None,
     with distributed.main_first():
         data = load_dataset(config.dataset, root, **graph_file_options(
             config))
+    data = add_edge_noise(data, config.edge_noise, seed=config.seed)
     for method in config.methods:
         unset = [name for name in recommended_alignment(config.dataset,
                                                         method)
@@ -408,6 +434,7 @@ def experiment(config: Config, root: Optional[str] = None,
                      f"{config.alignment(method)})")
     results = run_many(data, config, progress, checkpoint)
     return dict(dataset=config.dataset, config=config_record(config),
+                metric=getattr(data, 'metric', 'acc'),
                 runs=[asdict(result) for result in results],
                 summary=summarize(results), environment=environment())
 
@@ -415,6 +442,8 @@ def experiment(config: Config, root: Optional[str] = None,
 def graph_file_options(config: Config) -> Dict:
     r"""The arguments of :func:`~align_gnn.data.graph_files.load_graph_file` in
     :obj:`config` (none for the named data sets)."""
+    if config.dataset == 'dictionary-lookup':
+        return dict(k=config.k, seed=config.seed)
     if not is_graph_file(config.dataset):
         return {}
     return dict(label_attr=config.label_attr,

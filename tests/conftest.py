@@ -26,3 +26,26 @@ def data_root(tmp_path_factory) -> Path:
             f'{name} is neither in {REPO / "datasets"} nor in {SHARED}')
         shutil.copytree(SHARED / name / 'raw', root / name / 'raw')
     return root
+
+
+HETEROPHILOUS = ('minesweeper', 'tolokers', 'chameleon_filtered',
+                 'squirrel_filtered')
+
+
+@pytest.fixture(scope='session')
+def hetero_root(tmp_path_factory) -> Path:
+    r"""A data root holding the four heterophilous sets
+    (`<name>/raw/<name>.npz`): the repository's `datasets/` if CI filled
+    it, else a copy of `../shared/datasets` (PyG writes `processed/`
+    beside `raw/`, so never the shared folder itself)."""
+    def has(root: Path, name: str) -> bool:
+        return (root / name / 'raw' / f'{name}.npz').is_file()
+
+    if all(has(REPO / 'datasets', name) for name in HETEROPHILOUS):
+        return REPO / 'datasets'
+    root = tmp_path_factory.mktemp('hetero')
+    for name in HETEROPHILOUS:
+        assert has(SHARED, name), (
+            f'{name} is neither in {REPO / "datasets"} nor in {SHARED}')
+        shutil.copytree(SHARED / name / 'raw', root / name / 'raw')
+    return root

@@ -15,7 +15,7 @@ from typing import Optional
 from torch_geometric.data import Data
 
 from align_gnn.conv import quiet_sparse_csr
-from align_gnn.data import ogb, planetoid
+from align_gnn.data import dictionary_lookup, heterophilous, ogb, planetoid
 from align_gnn.data.graph_files import (
     GRAPH_READERS,
     load_graph_file,
@@ -29,9 +29,15 @@ from align_gnn.data.planetoid import (
     load_planetoid,
     raw_paths,
 )
-from align_gnn.data.utils import DataError, _require, data_root
+from align_gnn.data.heterophilous import num_splits, select_split
+from align_gnn.data.utils import (
+    DataError,
+    _require,
+    add_edge_noise,
+    data_root,
+)
 
-SOURCES = (planetoid, ogb)
+SOURCES = (planetoid, ogb, heterophilous, dictionary_lookup)
 DATASETS = {name: display for source in SOURCES
             for name, display in source.NAMES.items()}
 FEATURES = ('dense', 'sparse')
@@ -55,6 +61,9 @@ __all__ = [
     'load_graph_file',
     'read_graph',
     'stratified_split',
+    'add_edge_noise',
+    'num_splits',
+    'select_split',
 ]
 
 
@@ -65,12 +74,18 @@ def load_dataset(name: str, root: Optional[str] = None,
     gets :obj:`graph_file_kwargs`) with :obj:`x`, :obj:`edge_index`, labels
     :obj:`y` of shape :obj:`(N,)` (:obj:`-1`: unlabelled), boolean
     :obj:`train_mask`, :obj:`val_mask`, :obj:`test_mask` and the number of
-    classes as :obj:`num_classes`."""
+    classes as :obj:`num_classes`. The heterophilous sets hold ten fixed
+    splits (masks of shape :obj:`(N, 10)`, see
+    :func:`~align_gnn.data.heterophilous.select_split`); generated tasks
+    (:obj:`"dictionary-lookup"`) get :obj:`graph_file_kwargs` (e.g.
+    :obj:`k`, :obj:`seed`)."""
     if is_graph_file(name):
         return load_graph_file(name, **graph_file_kwargs)
     dataset_name(name)  # a ValueError naming the choices
     source = next(source for source in SOURCES
                   if name.lower() in source.NAMES)
+    if source is dictionary_lookup:
+        return source.load_graph(name, root, **graph_file_kwargs)
     return source.load_graph(name, root)
 
 

@@ -49,3 +49,48 @@ def _check_download_host(url: str, message: Callable[[Exception], str]):
 
 def _first_line(err: Exception) -> str:
     return (str(err).strip().splitlines() or [''])[0]
+
+
+def add_edge_noise(data, p: float, seed: int = 0):
+    r"""A shallow copy of the graph :obj:`data` with
+    :math:`\mathrm{round}(p \cdot |E| / 2)` uniformly random undirected
+    non-edges added (each in both directions, after the existing edges;
+    :math:`|E|` counts the entries of :obj:`edge_index`): pairs of distinct
+    nodes with an edge in neither direction, drawn without repeats with
+    :obj:`seed`. :obj:`p = 0` returns :obj:`data` itself."""
+    import copy
+
+    if not p >= 0:
+        raise ValueError(f"'edge_noise' must be >= 0 (got {p!r})")
+    count = round(p * data.edge_index.size(1) / 2)
+    if count == 0:
+        return data
+    n = data.num_nodes
+    row, col = data.edge_index
+    existing = torch.unique(torch.minimum(row, col) * n +
+                            torch.maximum(row, col))
+    free = n * (n - 1) // 2 - int(((existing // n) !=
+                                    (existing % n)).sum())
+    if count > free:
+        raise ValueError(f"'edge_noise' {p} asks for {count} new undirected "
+                         f"edges, but the graph has only {free} non-edges")
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.empty(0, dtype=torch.long)
+    while chosen.numel() < count:
+        draws = torch.randint(n, (2, 2 * (count - chosen.numel()) + 16),
+                              generator=generator)
+        u, v = draws.min(0).values, draws.max(0).values
+        key = (u * n + v)[u != v]
+        key = key[~torch.isin(key, existing) & ~torch.isin(key, chosen)]
+        # The first occurrence of each pair, in order of the draws:
+        unique, inverse = torch.unique(key, return_inverse=True)
+        first = torch.full((unique.numel(), ), key.numel(), dtype=torch.long)
+        first.scatter_reduce_(0, inverse, torch.arange(key.numel()), 'amin')
+        chosen = torch.cat([chosen, key[first.sort().values]])
+    chosen = chosen[:count]
+    u, v = chosen // n, chosen % n
+    data = copy.copy(data)
+    data.edge_index = torch.cat([data.edge_index.cpu(), torch.stack(
+        [torch.cat([u, v]), torch.cat([v, u])])], dim=1).to(
+            data.edge_index.device)
+    return data
