@@ -1,11 +1,11 @@
 r"""Node classification with (aligned) graph attention networks on
 Planetoid, ogbn-arxiv and graph files: the epoch loops (full-batch or on
 neighbour samples, in one process or several), evaluation, early stopping,
-many seeded runs and experiments. Their settings are
-:class:`~align_gnn.config.Config`'s, calibration is
-:mod:`align_gnn.metrics`', checkpoints :mod:`align_gnn.checkpoint`'s,
-summaries and files :mod:`align_gnn.results`'. :file:`train_gat.py` is a
-thin command line over this module."""
+many seeded runs and experiments. The settings live in
+:mod:`align_gnn.config`, calibration in :mod:`align_gnn.metrics`,
+checkpoints in :mod:`align_gnn.checkpoint`, summaries and results files in
+:mod:`align_gnn.results`. :file:`train_gat.py` is a thin command line over
+them."""
 import logging
 import math
 import time
