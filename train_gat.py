@@ -10,6 +10,7 @@ Examples:
         --batch-size 1024 --fanout 15,10,5
 """
 import argparse
+import copy
 import logging
 import math
 import os
@@ -44,6 +45,23 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):
         # One line naming the flag, no usage block:
         self.exit(2, f'error: {message} (see --help)\n')
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    r"""Shows a default in the form the flag takes (lists comma-separated)
+    and none for flags whose default is unset (their help says what unset
+    means)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        if isinstance(action.default, (list, tuple)):
+            action = copy.copy(action)
+            action.default = ','.join(map(str, action.default))
+        return super()._expand_help(action)
 
 
 def _number(cast: Callable, requirement: str,
@@ -123,7 +141,7 @@ def recommended(name: str) -> str:
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = ArgumentParser(
         description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     parser.add_argument(
         '--dataset', type=_dataset, default='cora',
         help='cora, citeseer, pubmed (Planetoid public split, the 2-layer '
@@ -240,6 +258,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                                              lambda v: v > 0),
         help="the adversaries' learning rate is --lr times this"
         + recommended('adversary_lr_scale'))
+    parser.add_argument(
+        '--align-warmup', type=_number(int, 'an integer >= 0',
+                                       lambda v: v >= 0),
+        default=0, metavar='EPOCHS',
+        help='ramp the alignment weight linearly from 0 to --align-weight '
+        'over the first EPOCHS epochs (0: the full weight from the start, '
+        'as the study was run; docs/cli.md says why it is the default)')
     parser.add_argument('--runs', type=positive_int, default=10,
                         help='number of seeds per method')
     parser.add_argument(
@@ -347,6 +372,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             fanout=args.fanout, conv=args.conv,
             adversary_channels=args.adversary_channels,
             adversary_lr_scale=args.adversary_lr_scale,
+            align_warmup=args.align_warmup,
             label_attr=args.label_attr,
             feature_attr=args.feature_attr,
             node_attributes=args.node_attributes, split=args.split,

@@ -15,7 +15,9 @@ from align_gnn.conv import (
     AlignedGATConv,
     AlignedGATv2Conv,
     AlignedTransformerConv,
+    adversary_parameters,
     alignment_loss,
+    model_parameters,
 )
 from align_gnn.convert import convert
 from align_gnn.divergences import (
@@ -25,6 +27,7 @@ from align_gnn.divergences import (
     MMD,
     SinkhornDivergence,
 )
+from align_gnn.schedule import alignment_weight
 
 __version__ = '0.1.0'
 
@@ -34,6 +37,9 @@ __all__ = [
     'AlignedTransformerConv',
     'AlignedAttention',
     'alignment_loss',
+    'alignment_weight',
+    'adversary_parameters',
+    'model_parameters',
     'convert',
     'DIVERGENCES',
     'ConditionalTransport',

@@ -129,6 +129,11 @@ class Config:
             critic and navigator, the discriminator).
         adversary_lr_scale (float, optional): The adversaries' learning rate
             is :obj:`lr * adversary_lr_scale`.
+        align_warmup (int): Ramp the alignment weight linearly from
+            :obj:`0` to :obj:`align_weight` over the first
+            :obj:`align_warmup` epochs (see
+            :func:`~align_gnn.alignment_weight`); :obj:`0`: the full weight
+            from the first epoch, as the study's runs were made.
 
             Unset alignment settings are each divergence's own on the data
             set (see :meth:`alignment`).
@@ -162,6 +167,7 @@ class Config:
     conv: str = 'gat'
     adversary_channels: Optional[int] = None
     adversary_lr_scale: Optional[float] = None
+    align_warmup: int = 0
     label_attr: str = 'label'
     feature_attr: Optional[Sequence[str]] = None
     node_attributes: Optional[str] = None
@@ -203,6 +209,8 @@ class Config:
             _require(getattr(self, name) >= 1, name, '>= 1',
                      getattr(self, name))
         _require(self.seed >= 0, 'seed', '>= 0', self.seed)
+        _require(self.align_warmup >= 0, 'align_warmup', '>= 0',
+                 self.align_warmup)
         for name, valid, expected in (
                 ('align_weight', lambda v: v >= 0, '>= 0'),
                 ('align_samples', lambda v: v >= 2, '>= 2'),

@@ -1,7 +1,7 @@
 import copy
 from typing import Dict
 
-from torch.nn import Module
+from torch.nn import Module, Parameter
 
 from torch_geometric.nn import GATConv, GATv2Conv, TransformerConv
 
@@ -66,7 +66,19 @@ def _aligned(conv: Module, **align_kwargs) -> AlignedAttention:
                                                   strict=False)
     assert not unexpected and all(
         key.startswith('divergence.') for key in missing)
+    _adopt_parameters(aligned, conv)
     return aligned.train(conv.training)
+
+
+def _adopt_parameters(aligned: Module, conv: Module):
+    # The aligned layer takes over the layer's own `Parameter` objects (not
+    # copies), so that an optimizer built before `convert` keeps training
+    # them (and keeps its state for them, e.g. Adam's moments):
+    for name, param in conv.named_parameters():
+        *path, leaf = name.split('.')
+        owner = aligned.get_submodule('.'.join(path))
+        assert isinstance(getattr(owner, leaf), Parameter), name
+        setattr(owner, leaf, param)
 
 
 def convert(model: Module, **align_kwargs) -> Module:
@@ -80,9 +92,16 @@ def convert(model: Module, **align_kwargs) -> Module:
     converted model computes the same outputs.
 
     The replacement happens in place (deep-copy :obj:`model` first to keep
-    the original); the model is returned. Only exact instances of the three
-    types are replaced: subclasses, which may change their behaviour, and
-    layers that are already aligned are left as they are.
+    the original); the model is returned. The aligned layers adopt the
+    replaced layers' :class:`~torch.nn.Parameter` objects themselves, so an
+    optimizer built before :func:`convert` keeps updating the model. The
+    adversaries (CT's critic and navigator, the discriminator) are new
+    parameters that such an optimizer does not hold: add them, e.g.
+    :obj:`optimizer.add_param_group(dict(params=adversary_parameters(model)))`
+    (see :func:`~align_gnn.adversary_parameters`), or build the optimizer
+    after converting. Only exact instances of the three types are replaced:
+    subclasses, which may change their behaviour, and layers that are
+    already aligned are left as they are.
 
     Args:
         model (torch.nn.Module): Any module, e.g. a trained GAT.

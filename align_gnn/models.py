@@ -2,12 +2,12 @@ r"""The models: the two-layer GAT of PyG's `examples/gat.py` for Planetoid
 and a deeper GAT for ogbn-arxiv, with plain, aligned or peer attention
 layers."""
 from functools import partial
-from typing import Callable, List
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn import BatchNorm1d, Linear, ModuleList, Parameter
+from torch.nn import BatchNorm1d, Linear, ModuleList
 
 from torch_geometric.nn import (
     GATConv,
@@ -21,6 +21,7 @@ from align_gnn.conv import (
     AlignedGATConv,
     AlignedGATv2Conv,
     AlignedTransformerConv,
+    adversary_parameters,  # noqa: F401 (re-exported)
     quiet_sparse_csr,
 )
 from align_gnn.divergences import DIVERGENCES
@@ -224,14 +225,3 @@ def num_layers(model: torch.nn.Module) -> int:
     return sum(isinstance(module, (GATConv, GATv2Conv, SuperGATConv,
                                    TransformerConv))
                for module in model.modules())
-
-
-def adversary_parameters(model: torch.nn.Module) -> List[Parameter]:
-    r"""The trained parameters of the adversaries (critics, navigators,
-    discriminators) of the aligned layers in :obj:`model`."""
-    return [
-        p for module in model.modules()
-        if isinstance(module, AlignedAttention)
-        and module.divergence is not None
-        for p in module.divergence.parameters() if p.requires_grad
-    ]

@@ -35,7 +35,11 @@ from align_gnn.config import (
     recommended_alignment,
     resolve_device,
 )
-from align_gnn.conv import alignment_loss
+from align_gnn.conv import (
+    adversary_parameters,
+    alignment_loss,
+    model_parameters,
+)
 from align_gnn.data import (
     add_edge_noise,
     dataset_name,
@@ -50,7 +54,6 @@ from align_gnn.hetero_models import PLATONOV_MODELS, build_platonov_model
 from align_gnn.metrics import bins_ece, reliability_bins, roc_auc
 from align_gnn.selection import make_selection
 from align_gnn.models import (
-    adversary_parameters,
     build_arxiv_model,
     build_model,
     num_parameters,
@@ -58,6 +61,7 @@ from align_gnn.models import (
 from align_gnn.results import RunResult, environment, summarize
 from align_gnn.reproducibility import single_threaded_blas
 from align_gnn.robustness import robustness
+from align_gnn.schedule import alignment_weight
 
 log = logging.getLogger('align_gnn')
 
@@ -241,13 +245,12 @@ def make_optimizer(model: torch.nn.Module, config: Config,
                    method: str) -> torch.optim.Optimizer:
     r"""Adam over every parameter of :obj:`model` (of :obj:`method`) with
     :obj:`config.lr` and :obj:`config.weight_decay`; the adversaries'
-    parameters (see :func:`~align_gnn.models.adversary_parameters`) form a
+    parameters (see :func:`~align_gnn.adversary_parameters`) form a
     second group with the learning rate :obj:`config.lr` times the
     method's :obj:`adversary_lr_scale` (see
     :meth:`~align_gnn.config.Config.alignment`)."""
     adversary = adversary_parameters(model)
-    ids = {id(p) for p in adversary}
-    groups = [dict(params=[p for p in model.parameters() if id(p) not in ids])]
+    groups = [dict(params=model_parameters(model))]
     if adversary:
         scale = config.alignment(method)['adversary_lr_scale']
         groups.append(dict(params=adversary, lr=config.lr * scale))
@@ -262,6 +265,10 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
     validation accuracy (validation loss breaks ties), restores the best
     weights (those of epoch 1 at least) and evaluates them; arguments as in
     :func:`run`.
+
+    The alignment weight is ramped up over the first
+    :obj:`config.align_warmup` epochs (see
+    :func:`~align_gnn.alignment_weight`).
 
     Full-batch, or with :obj:`config.batch_size` on neighbour-sampled
     subgraphs of the training nodes, evaluated on the full graph. In a
@@ -316,11 +323,13 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
                leave=False, disable=not (progress and distributed.is_main()))
     start = time.perf_counter()
     for epoch in bar:
+        weight = alignment_weight(epoch - 1, align_weight,
+                                  config.align_warmup)
         if loader is None:
-            losses = train_epoch(model, full, optimizer, align_weight)
+            losses = train_epoch(model, full, optimizer, weight)
         else:
-            losses = train_epoch_minibatch(model, loader, optimizer,
-                                           align_weight, device)
+            losses = train_epoch_minibatch(model, loader, optimizer, weight,
+                                           device)
         curves.append(distributed.mean(torch.stack(losses)))
         distributed.sync_buffers(module)
         metrics = distributed.broadcast_object(

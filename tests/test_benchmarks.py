@@ -21,13 +21,16 @@ CASES = {
                           'none, sparse'),
     'bench_threads.py': (['--repeats', '2', '--warmup', '1'],
                          'ct, MKL on 1 thread(s)'),
+    'snippet_from_scratch.py': (['--epochs', '2', '--runs', '2'],
+                                '| 2 | CT (the snippet) |'),
 }
 
 
 @pytest.mark.parametrize('script', sorted(CASES))
 def test_benchmark_runs(script, data_root):
     args, expected = CASES[script]
-    if script in ('bench_step.py', 'bench_features.py', 'bench_threads.py'):
+    if script in ('bench_step.py', 'bench_features.py', 'bench_threads.py',
+                  'snippet_from_scratch.py'):
         args = [*args, '--root', data_root]
     proc = subprocess.run([sys.executable, osp.join(BENCHMARKS, script),
                            *args], capture_output=True, text=True,

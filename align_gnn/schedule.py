@@ -1,0 +1,29 @@
+r"""The weight of the alignment loss over training: a linear warm-up."""
+
+
+def alignment_weight(epoch: int, weight: float, warmup: int = 0) -> float:
+    r"""The weight :math:`\lambda_t` of the alignment loss in epoch
+    :obj:`epoch` (counted from :obj:`0`): ramped linearly from :obj:`0`
+    to :obj:`weight` over the first :obj:`warmup` epochs, then
+    :obj:`weight`,
+
+    .. math::
+        \lambda_t = \lambda \cdot \min\left(1, \frac{t}{T}\right)
+
+    (:obj:`weight` throughout if :obj:`warmup` is :obj:`0`). From scratch,
+    an adversarial divergence such as conditional transport swings while
+    the attention weights are still random; the warm-up lets the task loss
+    shape them first.
+
+    Args:
+        epoch (int): The epoch :math:`t \geq 0` (:obj:`0`: the first).
+        weight (float): The weight :math:`\lambda` after the warm-up.
+        warmup (int, optional): The warm-up's length :math:`T` in epochs.
+            (default: :obj:`0`)
+    """
+    if epoch < 0 or warmup < 0:
+        raise ValueError(f"'epoch' and 'warmup' must be >= 0 (got epoch="
+                         f"{epoch}, warmup={warmup})")
+    if warmup == 0 or epoch >= warmup:
+        return float(weight)
+    return float(weight) * epoch / warmup
