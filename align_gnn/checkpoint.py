@@ -76,6 +76,15 @@ def set_rng_state(state: Dict):
         torch.cuda.set_rng_state_all(state['cuda'])
 
 
+def _difference(name: str, there: Optional[str], now: Optional[str]) -> str:
+    # "the labels y (other values)", or the shapes where they differ:
+    shape = [value.rsplit(' ', 2)[0] if value else value
+             for value in (there, now)]
+    if name == 'the number of classes' or shape[0] != shape[1]:
+        return f'{name} ({shape[0]} there, {shape[1]} now)'
+    return f'{name} (other values)'
+
+
 class Checkpoint:
     r"""The progress of an experiment in the file
     :obj:`<folder>/checkpoint.pt`, written atomically: the config, the
@@ -167,8 +176,8 @@ class Checkpoint:
         :func:`data_fingerprint`); else records it, to be saved."""
         if self.data is not None and self.data != fingerprint:
             names = dict(FINGERPRINT, num_classes='the number of classes')
-            changed = [f'{names.get(key, key)} ({self.data.get(key)} there, '
-                       f'{fingerprint.get(key)} now)'
+            changed = [_difference(names[key], self.data.get(key),
+                                   fingerprint.get(key))
                        for key in names
                        if self.data.get(key) != fingerprint.get(key)]
             raise ValueError(

@@ -93,8 +93,8 @@ def _check_processed(name: str, dataset: Planetoid, paths: List[str]):
                  features=dataset._data.x.size(-1),
                  classes=dataset.num_classes)
     if found != expected:
-        differ = ', '.join(f'{found[key]} {key} there, {expected[key]} in '
-                           f'the raw files' for key in found
+        differ = '; '.join(f'{key}: {found[key]} there, {expected[key]} '
+                           f'in the raw files' for key in found
                            if found[key] != expected[key])
         raise DataError(
             f"{name}: '{dataset.processed_dir}' does not match the raw files "
