@@ -405,7 +405,7 @@ def _check_outputs(args: argparse.Namespace, config: Config, path: str,
     if args.checkpoint:
         inputs.append(osp.join(args.checkpoint, Checkpoint.FILE))
     if int(os.environ.get('RANK', 0)) == 0:  # the process that writes
-        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        locks.append(_Folders(osp.dirname(osp.abspath(path))))
         try:
             locks.append(FileLock(lock_path(path),
                                   f"The results file '{path}'"))
@@ -423,6 +423,26 @@ def _check_outputs(args: argparse.Namespace, config: Config, path: str,
                              'a figure of train_gat.py')
             except ValueError as err:
                 raise ValueError(f'argument --plot-dir: {err}') from err
+
+
+class _Folders:
+    # Creates `folder` (for the lock file beside the results) and, on
+    # release, removes the folders it created if they are still empty.
+    def __init__(self, folder: str):
+        self.created = []
+        while not osp.exists(folder):
+            self.created.insert(0, folder)
+            folder = osp.dirname(folder)
+        for folder in self.created:
+            os.mkdir(folder)
+
+    def release(self):
+        for folder in reversed(self.created):
+            try:
+                os.rmdir(folder)
+            except OSError:  # not empty: the results are there
+                break
+        self.created = []
 
 
 def _figure_names(config: Config) -> List[str]:

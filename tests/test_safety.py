@@ -399,3 +399,24 @@ def test_read_only_data_root(two_planetoids, monkeypatch):
     with pytest.raises(DataError, match='is read-only') as info:
         load_planetoid('cora', str(two_planetoids))
     assert 'corrupt' not in str(info.value)
+
+
+def test_conv_warns_once_on_non_finite_input():
+    from align_gnn import AlignedGATConv
+    conv = AlignedGATConv(4, 2, heads=2, divergence='mmd')
+    x, edge_index = torch.randn(5, 4), torch.tensor([[0, 1, 2], [1, 2, 3]])
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        conv(x, edge_index)  # finite: silent
+        conv.eval()
+        conv(x.clone().fill_(math.nan), edge_index)  # eval: not checked
+    conv.train()
+    x[2, 1] = math.inf
+    with pytest.warns(RuntimeWarning, match="input 'x' holds NaN or inf"):
+        conv(x, edge_index)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        conv(x, edge_index)  # once
+    sparse = AlignedGATConv(4, 2, divergence=None)
+    with pytest.warns(RuntimeWarning, match='NaN or inf'):
+        sparse(x.to_sparse_csr(), edge_index)
