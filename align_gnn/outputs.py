@@ -10,6 +10,7 @@ import os.path as osp
 from typing import Iterable, Optional
 
 RESULTS_KEYS = ('dataset', 'config', 'runs', 'summary')
+_held = {}  # this process's locks by path
 
 
 class LockedError(ValueError):
@@ -21,7 +22,9 @@ class FileLock:
     (created if needed, with this process's pid in it), taken at once or
     not at all: if another process holds it, raises :class:`LockedError`
     naming :obj:`what` and that process's pid. The OS releases it when the
-    process ends, however it ends; :meth:`release` removes the file.
+    process ends, however it ends; :meth:`release` removes the file. Within
+    one process, a new lock on the same file replaces the old one (an
+    object that was dropped without :meth:`release`, say).
 
     Args:
         path (str): The lock file.
@@ -30,6 +33,9 @@ class FileLock:
     """
     def __init__(self, path: str, what: str):
         self.path = path
+        key = osp.realpath(path)
+        if key in _held:
+            _held[key].release()
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -54,11 +60,14 @@ class FileLock:
         os.ftruncate(fd, 0)
         os.write(fd, f'{os.getpid()}\n'.encode())
         self.fd: Optional[int] = fd
+        _held[key] = self
 
     def release(self):
         r"""Removes the lock file and releases the lock."""
         if self.fd is None:
             return
+        if _held.get(osp.realpath(self.path)) is self:
+            del _held[osp.realpath(self.path)]
         try:
             os.unlink(self.path)
         except FileNotFoundError:

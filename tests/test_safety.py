@@ -163,11 +163,24 @@ def test_second_process_fails_at_once_naming_the_first(edges):
     assert not (edges / 'ckpt' / '.lock').exists()  # released
 
 
-def test_file_lock_in_process(tmp_path):
-    with FileLock(str(tmp_path / 'l'), 'The thing'):
-        with pytest.raises(LockedError, match=f'pid {os.getpid()}'):
-            FileLock(str(tmp_path / 'l'), 'The thing')
-    FileLock(str(tmp_path / 'l'), 'The thing').release()
+def test_file_lock(tmp_path):
+    path = str(tmp_path / 'l')
+    code = ('import sys, time; from align_gnn.outputs import FileLock; '
+            f'FileLock({path!r}, "x"); print("locked", flush=True); '
+            'time.sleep(60)')
+    holder = subprocess.Popen([sys.executable, '-c', code],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == 'locked\n'
+        with pytest.raises(LockedError, match=f'The thing is in use by '
+                           f'another run \\(pid {holder.pid},'):
+            FileLock(path, 'The thing')
+    finally:
+        holder.kill()
+        holder.wait()
+    lock = FileLock(path, 'The thing')  # freed by the OS at the kill
+    assert FileLock(path, 'The thing')  # the same process: replaced
+    lock.release()
 
 
 # 3. Resume checks ############################################################
