@@ -16,18 +16,25 @@ import math
 import os
 import os.path as osp
 import shlex
+import signal
 import sys
 from typing import Callable, List, Optional
 
 import torch
 
-from align_gnn import distributed, plots
+from align_gnn import distributed, interrupts, plots
 from align_gnn.checkpoint import Checkpoint
 from align_gnn.config import DEFAULT_ALIGNMENT, DEVICES, Config, resolve_device
 from align_gnn.data import DATASETS, FEATURES, dataset_name, is_graph_file
 from align_gnn.config import MODELS
 from align_gnn.conv import ALIGN_OVER
 from align_gnn.models import CONVS, METHODS
+from align_gnn.outputs import (
+    FileLock,
+    check_output,
+    is_figure_file,
+    lock_path,
+)
 from align_gnn.selection import SELECTIONS
 from align_gnn.results import (
     check_writable,
@@ -39,6 +46,8 @@ from align_gnn.results import (
 )
 from align_gnn.robustness import ATTACKS
 from align_gnn.training import experiment
+
+MAX_SEED = 2**32 - 1  # NumPy's seeds
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -289,7 +298,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--root', help='data root; unset: $ALIGN_GNN_DATA, else datasets/')
     parser.add_argument(
         '--out', help='results JSON file; unset: a timestamped file under '
-        'results/')
+        'results/; never a file that is not a results file, nor an input '
+        'or the checkpoint of this run')
+    parser.add_argument(
+        '--overwrite', action='store_true',
+        help='replace an existing results file (--out) or figures '
+        '(--plot-dir) of an earlier run; other files are never replaced')
     parser.add_argument('--device', type=str.lower, default='auto',
                         choices=DEVICES,
                         help='auto picks CUDA when available')
@@ -347,6 +361,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--debug', action='store_true',
                         help='show tracebacks of errors')
     args = parser.parse_args(argv)
+    if args.seed + args.runs - 1 > MAX_SEED:
+        parser.error(f'argument --seed: --seed + --runs - 1 must be at most '
+                     f'{MAX_SEED} (the last run\'s seed; got {args.seed} + '
+                     f'{args.runs} - 1)')
     if args.resume and not args.checkpoint:
         parser.error('argument --resume: needs --checkpoint DIR')
     if args.device == 'cuda' and not torch.cuda.is_available():
@@ -361,6 +379,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     notes.setFormatter(logging.Formatter('note: %(message)s'))
     logging.getLogger('align_gnn').addHandler(notes)
     logging.getLogger('align_gnn').setLevel(logging.INFO)
+    locks = []  # released at the end, however it ends
+    try:
+        with interrupts.handle():
+            return _main(args, argv, locks)
+    except interrupts.Interrupted as err:
+        # Raised outside `_main`'s own handling (e.g. while locking):
+        print(f'interrupted ({err.signal}): nothing written',
+              file=sys.stderr)
+        return 128 + getattr(signal, err.signal, signal.SIGINT)
+    finally:
+        for lock in reversed(locks):
+            lock.release()
+
+
+def _main(args: argparse.Namespace, argv: Optional[List[str]],
+          locks: List) -> int:
+    checkpoint = None
     try:
         config = Config(
             dataset=args.dataset, methods=args.compare or [args.align],
@@ -384,18 +419,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             layers=args.layers, dropout=args.dropout, k=args.k,
             edge_noise=args.edge_noise, align_over=args.align_over,
             selection=args.selection)
-        if args.plot_dir:
-            plots.require_matplotlib()
-            _check_writable('--plot-dir', osp.join(args.plot_dir, 'x.png'),
-                            f"to '{args.plot_dir}'", 'folder')
         path = args.out or default_output_path(config)
-        _check_writable('--out', path, f"'{path}'", 'file')
+        _check_outputs(args, config, path, locks)
         distributed.init(resolve_device(config.device).type ==
                          'cuda')
-        checkpoint = None
         if args.checkpoint:
             checkpoint = Checkpoint(args.checkpoint, config,
                                     args.checkpoint_every, args.resume)
+            locks.append(checkpoint.lock)
             if checkpoint.finished or checkpoint.current:
                 print(f'resuming {checkpoint.path}: '
                       f'{len(checkpoint.finished)} run(s) finished',
@@ -407,6 +438,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         print(f'error: {err}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:  # `interrupts.Interrupted` included
+        if args.debug:
+            raise
+        return _interrupted(err, checkpoint, path, argv)
     finally:
         main_process = distributed.is_main()
         distributed.shutdown()
@@ -414,21 +449,119 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     results['command'] = command(argv)
     save_results(results, path)
-    print(f'{dataset_name(config.dataset)}, {config.runs} run(s) '
-          f'from seed {config.seed}:')
-    if results.get('metric') == 'roc_auc':
-        print('metric: ROC-AUC (in the acc columns and the JSON\'s *_acc '
-              'fields)')
-    print(format_table(results['summary']))
-    if config.attack:
-        print(format_attack_table(results['summary']))
-    if config.dataset == 'ogbn-arxiv':
-        print(format_leaderboard(results))
-    print(f'results written to {path}')
-    if args.plot_dir:
+    failed = results.get('failed', [])
+    if len(results['runs']):
+        print(f'{dataset_name(config.dataset)}, {config.runs} run(s) '
+              f'from seed {config.seed}:')
+        if results.get('metric') == 'roc_auc':
+            print('metric: ROC-AUC (in the acc columns and the JSON\'s *_acc '
+                  'fields)')
+        print(format_table(results['summary']))
+        if config.attack:
+            print(format_attack_table(results['summary']))
+        if config.dataset == 'ogbn-arxiv':
+            print(format_leaderboard(results))
+    for record in failed:
+        print(f'error: {record["reason"]}', file=sys.stderr)
+    print(f'results written to {path}'
+          + (f' ({len(failed)} failed run(s) recorded as failed)'
+             if failed else ''))
+    if args.plot_dir and len(results['runs']):
         for figure in plots.plot_results(results, args.plot_dir):
             print(f'figure written to {figure}')
-    return 0
+    return 1 if failed else 0
+
+
+def _check_outputs(args: argparse.Namespace, config: Config, path: str,
+                   locks: List):
+    # Every output checked and locked before training: writable, no input
+    # or foreign file overwritten, no other process writing it.
+    if args.plot_dir:
+        plots.require_matplotlib()
+        _check_writable('--plot-dir', osp.join(args.plot_dir, 'x.png'),
+                        f"to '{args.plot_dir}'", 'folder')
+    _check_writable('--out', path, f"'{path}'", 'file')
+    if args.checkpoint:
+        _check_writable('--checkpoint',
+                        osp.join(args.checkpoint, Checkpoint.FILE),
+                        f"the checkpoint to '{args.checkpoint}'", 'folder')
+    inputs = [args.node_attributes]
+    if is_graph_file(config.dataset):
+        inputs.append(config.dataset)
+    if args.checkpoint:
+        inputs.append(osp.join(args.checkpoint, Checkpoint.FILE))
+    if int(os.environ.get('RANK', 0)) == 0:  # the process that writes
+        locks.append(_Folders(osp.dirname(osp.abspath(path))))
+        try:
+            locks.append(FileLock(lock_path(path),
+                                  f"The results file '{path}'"))
+        except OSError as err:  # LockedError included
+            raise ValueError(f'argument --out: {err}') from err
+    try:
+        check_output(path, inputs, args.overwrite)
+    except ValueError as err:
+        raise ValueError(f'argument --out: {err}') from err
+    if args.plot_dir:
+        for name in _figure_names(config):
+            try:
+                check_output(osp.join(args.plot_dir, name), inputs,
+                             args.overwrite, is_figure_file,
+                             'a figure of train_gat.py')
+            except ValueError as err:
+                raise ValueError(f'argument --plot-dir: {err}') from err
+
+
+class _Folders:
+    # Creates `folder` (for the lock file beside the results) and, on
+    # release, removes the folders it created if they are still empty.
+    def __init__(self, folder: str):
+        self.created = []
+        while not osp.exists(folder):
+            self.created.insert(0, folder)
+            folder = osp.dirname(folder)
+        for folder in self.created:
+            os.mkdir(folder)
+
+    def release(self):
+        for folder in reversed(self.created):
+            try:
+                os.rmdir(folder)
+            except OSError:  # not empty: the results are there
+                break
+        self.created = []
+
+
+def _figure_names(config: Config) -> List[str]:
+    # The files of `plots.plot_results`:
+    names = [f'reliability_{method}.png' for method in config.methods]
+    names += [f'keys_queries_{method}.png' for method in config.methods]
+    if config.attack:
+        names.append('attack.png')
+    return names + ['learning_curves.png']
+
+
+def _interrupted(err: KeyboardInterrupt, checkpoint: Optional[Checkpoint],
+                 path: str, argv: Optional[List[str]]) -> int:
+    # One line; the finished runs kept (in the checkpoint, else written to
+    # the results file marked incomplete).
+    name = getattr(err, 'signal', 'SIGINT')
+    code = 128 + getattr(signal, name, signal.SIGINT)
+    results = getattr(err, 'results', None)
+    if checkpoint is not None:
+        print(f'interrupted ({name}): the progress is saved in '
+              f'{checkpoint.path} ({len(checkpoint.finished)} run(s) '
+              f'finished); the same command with --resume continues it',
+              file=sys.stderr)
+    elif results is not None and results['runs'] and distributed.is_main():
+        results['command'] = command(argv)
+        save_results(results, path)
+        print(f'interrupted ({name}): the {len(results["runs"])} finished '
+              f'run(s) written to {path} (marked incomplete)',
+              file=sys.stderr)
+    else:
+        print(f'interrupted ({name}): no run had finished; nothing written',
+              file=sys.stderr)
+    return code
 
 
 def _check_writable(flag: str, path: str, shown: str, kind: str):

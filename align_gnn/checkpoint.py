@@ -3,6 +3,7 @@ atomically, from which :func:`~align_gnn.training.run_many` and
 :func:`~align_gnn.training.experiment` continue exactly; and the states of
 the random number generators they save."""
 import glob
+import hashlib
 import os
 import os.path as osp
 import random
@@ -16,7 +17,37 @@ import torch
 from align_gnn import distributed
 from align_gnn.config import Config, config_record
 from align_gnn.data.utils import _require
+from align_gnn.outputs import FileLock
 from align_gnn.results import RunResult, atomic_write
+
+# What a data fingerprint covers, and how an error names each part:
+FINGERPRINT = dict(x='the features x', y='the labels y',
+                   edge_index='the edges', train_mask='the training split',
+                   val_mask='the validation split',
+                   test_mask='the test split')
+
+
+def data_fingerprint(data) -> Dict[str, str]:
+    r"""A fingerprint of the graph :obj:`data`: per part of
+    :data:`FINGERPRINT` its shape, dtype and a SHA-256 hash of its values,
+    and the number of classes; checkpoints record it, so that a resume on
+    other data (edited files, another data root) is refused."""
+    fingerprint = {}
+    for name in FINGERPRINT:
+        value = getattr(data, name, None)
+        if value is None:
+            fingerprint[name] = 'none'
+            continue
+        value = value.detach().cpu()
+        if value.layout != torch.strided:
+            value = value.to_dense()
+        value = value.contiguous()
+        digest = hashlib.sha256(value.numpy().tobytes()).hexdigest()[:16]
+        fingerprint[name] = (f'{tuple(value.shape)} '
+                             f'{str(value.dtype).replace("torch.", "")} '
+                             f'{digest}')
+    fingerprint['num_classes'] = str(getattr(data, 'num_classes', None))
+    return fingerprint
 
 
 def rng_state(device: torch.device) -> Dict:
@@ -45,6 +76,15 @@ def set_rng_state(state: Dict):
         torch.cuda.set_rng_state_all(state['cuda'])
 
 
+def _difference(name: str, there: Optional[str], now: Optional[str]) -> str:
+    # "the labels y (other values)", or the shapes where they differ:
+    shape = [value.rsplit(' ', 2)[0] if value else value
+             for value in (there, now)]
+    if name == 'the number of classes' or shape[0] != shape[1]:
+        return f'{name} ({shape[0]} there, {shape[1]} now)'
+    return f'{name} (other values)'
+
+
 class Checkpoint:
     r"""The progress of an experiment in the file
     :obj:`<folder>/checkpoint.pt`, written atomically: the config, the
@@ -65,6 +105,13 @@ class Checkpoint:
             :obj:`folder` if there is one; if :obj:`False`, an existing
             checkpoint raises :class:`ValueError` rather than being
             overwritten. (default: :obj:`False`)
+
+    The folder is locked (:class:`~align_gnn.outputs.FileLock` on
+    :obj:`<folder>/.lock`) until :meth:`close` or the end of the process: a
+    second process raises :class:`~align_gnn.outputs.LockedError` at once.
+    A damaged checkpoint file raises :class:`ValueError` saying so, and
+    :meth:`check_data` refuses to continue on other data than the
+    checkpoint's.
     """
     FILE = 'checkpoint.pt'
 
@@ -79,24 +126,70 @@ class Checkpoint:
         self.config = config_record(config)
         self.finished: Dict[Tuple[str, int], RunResult] = {}
         self.current: Optional[Dict] = None
+        self.data: Optional[Dict[str, str]] = None  # see `check_data`
+        try:
+            os.makedirs(folder, exist_ok=True)
+            self.lock = FileLock(osp.join(folder, '.lock'),
+                                 f"The checkpoint folder '{folder}'")
+        except OSError as err:
+            raise ValueError(f"Cannot write the checkpoint folder '{folder}' "
+                             f"({err.strerror or err}); choose a writable "
+                             f"folder") from err
         if not osp.isfile(self.path):
             return
         if not resume:
+            self.close()
             raise ValueError(f"'{folder}' already holds a checkpoint; resume "
                              f"it (--resume) or choose another folder")
         # Temporary files of writes that a kill interrupted:
         for tmp in glob.glob(osp.join(folder, f'.{self.FILE}-*.tmp')):
             os.unlink(tmp)
-        state = torch.load(self.path, map_location='cpu', weights_only=True)
+        try:
+            state = torch.load(self.path, map_location='cpu',
+                               weights_only=True)
+            if not (isinstance(state, dict) and {'config', 'current',
+                                                 'finished'} <= set(state)):
+                raise ValueError('not a checkpoint of align_gnn')
+        except Exception as err:
+            self.close()
+            first = (str(err).strip().splitlines() or [''])[0]
+            raise ValueError(
+                f"The checkpoint '{self.path}' is damaged ("
+                f"{type(err).__name__}: {first[:200]}) and cannot be "
+                f"resumed; move it away to start from scratch (its finished "
+                f"runs are lost), or put back an intact copy") from None
         changed = [f'{key}={state["config"].get(key)!r} there, {value!r} now'
                    for key, value in self.config.items()
                    if state['config'].get(key) != value]
         if changed:
+            self.close()
             raise ValueError(f"The checkpoint in '{folder}' was made with "
                              f"another config ({'; '.join(changed)})")
         self.finished = {(r['method'], r['seed']): RunResult(**r)
                          for r in state['finished']}
         self.current = state['current']
+        self.data = state.get('data')
+
+    def check_data(self, fingerprint: Dict[str, str]):
+        r"""Raises :class:`ValueError` naming what differs if the checkpoint
+        was made on other data than that of :obj:`fingerprint` (see
+        :func:`data_fingerprint`); else records it, to be saved."""
+        if self.data is not None and self.data != fingerprint:
+            names = dict(FINGERPRINT, num_classes='the number of classes')
+            changed = [_difference(names[key], self.data.get(key),
+                                   fingerprint.get(key))
+                       for key in names
+                       if self.data.get(key) != fingerprint.get(key)]
+            raise ValueError(
+                f"The checkpoint in '{osp.dirname(self.path)}' was made on "
+                f"other data: {'; '.join(changed)}. The data files or the "
+                f"data root changed since; resume on the same data, or "
+                f"start a new checkpoint folder")
+        self.data = fingerprint
+
+    def close(self):
+        r"""Releases the folder's lock (see :class:`Checkpoint`)."""
+        self.lock.release()
 
     def result(self, method: str, seed: int) -> Optional[RunResult]:
         r"""The result of the run, if finished."""
@@ -123,5 +216,6 @@ class Checkpoint:
 
     def save(self):
         state = dict(config=self.config, current=self.current,
+                     data=self.data,
                      finished=[asdict(r) for r in self.finished.values()])
         atomic_write(self.path, partial(torch.save, state), binary=True)

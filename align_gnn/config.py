@@ -211,6 +211,9 @@ class Config:
         _require(self.seed >= 0, 'seed', '>= 0', self.seed)
         _require(self.align_warmup >= 0, 'align_warmup', '>= 0',
                  self.align_warmup)
+        _require(self.seed + self.runs - 1 <= 2**32 - 1, 'seed',
+                 f'at most 2**32 - runs = {2**32 - self.runs} (the seeds '
+                 f'seed, ..., seed + runs - 1 seed NumPy)', self.seed)
         for name, valid, expected in (
                 ('align_weight', lambda v: v >= 0, '>= 0'),
                 ('align_samples', lambda v: v >= 2, '>= 2'),

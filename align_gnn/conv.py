@@ -76,6 +76,7 @@ class AlignedAttention:
     :meth:`key_query` and :meth:`_input_linears` (the linear layers that
     read the source and target features)."""
     divergence: Optional[Module]
+    check_finite = True  # see `_warn_non_finite`
 
     @staticmethod
     def _resolve(divergence: Union[str, Module, None], heads: int,
@@ -109,6 +110,8 @@ class AlignedAttention:
         self.rho = rho
         self._key_sample: Optional[Tensor] = None
         self._query_sample: Optional[Tensor] = None
+        self._warned_non_finite = False
+        self._finite_pending = None  # CUDA: (pinned flag, event)
 
     def reset_parameters(self):
         super().reset_parameters()
@@ -139,9 +142,49 @@ class AlignedAttention:
                          edge_index: Adj, *args):
         # The PyG layer's forward between the input checks and the samples:
         self._check_inputs(x, edge_index)
+        if self.training and self.check_finite:
+            self._warn_non_finite(x)
         out = super().forward(x, edge_index, *args)
         self._keep_samples(x)
         return out
+
+    def _warn_non_finite(self, x: Union[Tensor, OptPairTensor]):
+        # In training mode, a RuntimeWarning (once per layer) if the input
+        # holds NaN or inf, which would reach the loss and the parameters.
+        # On CPU a pass over the input (no device to wait for); on CUDA the
+        # flag is copied without blocking and read at a later forward pass
+        # once it is there (no host synchronization).
+        if self._warned_non_finite or torch.compiler.is_compiling():
+            return
+        pending = self._finite_pending
+        if pending is not None and pending[1].query():
+            self._finite_pending = None
+            if not bool(pending[0]):
+                return self._non_finite_warning()
+        values = [x] if isinstance(x, Tensor) else [v for v in x
+                                                    if v is not None]
+        for value in values:
+            if value.layout == torch.sparse_coo:
+                value = value._values()
+            elif value.layout != torch.strided:
+                value = value.values()
+            finite = torch.isfinite(value).all()
+            if value.device.type != 'cuda':
+                if not bool(finite):
+                    return self._non_finite_warning()
+            elif self._finite_pending is None:
+                host = torch.empty((), dtype=torch.bool, pin_memory=True)
+                host.copy_(finite, non_blocking=True)
+                event = torch.cuda.Event()
+                event.record()
+                self._finite_pending = (host, event)
+
+    def _non_finite_warning(self):
+        self._warned_non_finite = True
+        warnings.warn(f"{self}: the input 'x' holds NaN or inf in training "
+                      f"mode; the loss and the parameters will become NaN "
+                      f"(check the data or the previous layer)",
+                      RuntimeWarning, stacklevel=4)
 
     def _keep_samples(self, x: Union[Tensor, OptPairTensor]):
         # In training mode with a divergence, a sample of keys and queries

@@ -147,6 +147,9 @@ def format_table(summary: Dict[str, Dict]) -> str:
               f'{"t-test p":>10}{"Wilcoxon p":>12}')
     lines = [header, '-' * len(header)]
     for method, s in summary.items():
+        if s.get('runs') == 0:  # see training.experiment
+            lines.append(f'{method:<12}all {s["failed"]} run(s) failed')
+            continue
         if 'test_acc_diff' in s:
             diff = f'{100 * s["test_acc_diff"]:+.2f}'
             t_p, w_p = p_value(s['ttest_p']), p_value(s['wilcoxon_p'])
@@ -198,6 +201,8 @@ def format_leaderboard(results: Dict) -> str:
              f'validation accuracy; accuracies from the OGB Evaluator, mean '
              f'± unbiased std']
     for method, s in summary.items():
+        if s.get('runs') == 0:
+            continue
         adversary = (f' (incl. {s["adversary_params"]:,} of the adversary)'
                      if s['adversary_params'] else '')
         lines.append(
@@ -253,13 +258,41 @@ def default_output_path(config: Config) -> str:
 
 
 def save_results(results: Dict, path: str):
-    r"""Writes :obj:`results` as JSON to :obj:`path` atomically (a temporary
-    file in the same folder, then :func:`os.replace`)."""
+    r"""Writes :obj:`results` as strict JSON to :obj:`path` atomically (a
+    temporary file in the same folder, then :func:`os.replace`): a NaN or
+    infinite number becomes :obj:`null`, and :obj:`"nulls"` gives the
+    reason per place (see :func:`strict_json`)."""
+    results, nulls = strict_json(results)
+    if nulls:
+        results = dict(results, nulls={**results.get('nulls', {}), **nulls})
+    text = json.dumps(results, indent=2, allow_nan=False)
+
     def write(f):
-        json.dump(results, f, indent=2)
+        f.write(text)
         f.write('\n')
 
     atomic_write(path, write)
+
+
+def strict_json(value, where: str = '') -> Tuple[object, Dict[str, str]]:
+    r""":obj:`value` with every NaN or infinite float replaced by
+    :obj:`None`, and the reason per place (:obj:`{"summary.ct.nll_mean":
+    "was nan"}`), since JSON has no such numbers."""
+    nulls = {}
+
+    def clean(value, where):
+        if isinstance(value, float) and not math.isfinite(value):
+            nulls[where or '.'] = f'was {value}'
+            return None
+        if isinstance(value, dict):
+            return {key: clean(item, f'{where}.{key}' if where else str(key))
+                    for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(item, f'{where}[{i}]')
+                    for i, item in enumerate(value)]
+        return value
+
+    return clean(value, where), nulls
 
 
 def atomic_write(path: str, write: Callable, binary: bool = False):

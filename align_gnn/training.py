@@ -25,8 +25,13 @@ from torch_geometric import seed_everything
 from torch_geometric.data import Data
 from torch_geometric.nn import SuperGATConv
 
-from align_gnn import distributed
-from align_gnn.checkpoint import Checkpoint, rng_state, set_rng_state
+from align_gnn import distributed, interrupts
+from align_gnn.checkpoint import (
+    Checkpoint,
+    data_fingerprint,
+    rng_state,
+    set_rng_state,
+)
 from align_gnn.config import (
     SUPERGAT_LOSS_WEIGHT,
     Config,
@@ -64,6 +69,44 @@ from align_gnn.robustness import robustness
 from align_gnn.schedule import alignment_weight
 
 log = logging.getLogger('align_gnn')
+
+
+class NonFiniteError(ValueError):
+    r"""Raised by :func:`fit` when the training loss, the alignment loss or
+    a parameter becomes NaN or infinite: the run stops at that epoch.
+    :obj:`method`, :obj:`seed`, :obj:`epoch` and :obj:`what` (which value)
+    say where."""
+    def __init__(self, method: str, seed: int, epoch: int, what: str):
+        super().__init__(
+            f"{method} seed {seed}: {what} at epoch {epoch}; the run stopped "
+            f"(a smaller learning rate may help)")
+        self.method, self.seed, self.epoch, self.what = (method, seed, epoch,
+                                                         what)
+
+    def record(self) -> Dict:
+        r"""The failed run as results files record it."""
+        return dict(method=self.method, seed=self.seed, epoch=self.epoch,
+                    reason=str(self))
+
+
+def non_finite(losses: Tensor, model: torch.nn.Module) -> Optional[str]:
+    r"""What is not finite after a training step: the training loss or the
+    alignment loss (:obj:`losses`, see :func:`train_epoch`) or a parameter of
+    :obj:`model` (named); :obj:`None` if all are finite. Reads one boolean
+    from the device (the epoch's evaluation waits for it anyway)."""
+    params = [p for p in model.parameters()]
+    checks = torch.stack([torch.isfinite(losses).all(),
+                          *[torch.isfinite(p).all() for p in params]])
+    if bool(checks.all()):
+        return None
+    for name, value in zip(('training loss', 'alignment loss'),
+                           losses.tolist()):
+        if not math.isfinite(value):
+            return f'the {name} became {value}'
+    for name, param in model.named_parameters():
+        if not bool(torch.isfinite(param).all()):
+            return f"the parameter '{name}' became non-finite (NaN or inf)"
+    return 'a value became non-finite'
 
 
 # Model #######################################################################
@@ -278,6 +321,12 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
     gradients are all-reduced with the rest), each rank trains on its shard
     of the training nodes, rank 0 evaluates and every rank takes its
     decisions, so that all ranks end with the same weights and result.
+
+    Raises :class:`NonFiniteError` at the epoch where the loss or a
+    parameter becomes NaN or infinite. Under
+    :func:`~align_gnn.interrupts.handle`, an interrupt ends the current
+    epoch, saves it to :obj:`checkpoint` (if given) and raises
+    :class:`~align_gnn.interrupts.Interrupted`.
     """
     single_threaded_blas()  # the same bits on any number of threads
     device = next(model.parameters()).device
@@ -322,7 +371,7 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
                total=config.epochs, desc=f'{method} seed {seed}',
                leave=False, disable=not (progress and distributed.is_main()))
     start = time.perf_counter()
-    for epoch in bar:
+    for epoch in interrupts.deferring(bar):
         weight = alignment_weight(epoch - 1, align_weight,
                                   config.align_warmup)
         if loader is None:
@@ -331,6 +380,10 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
             losses = train_epoch_minibatch(model, loader, optimizer, weight,
                                            device)
         curves.append(distributed.mean(torch.stack(losses)))
+        what = non_finite(curves[-1], module)
+        if what is not None:
+            bar.close()
+            raise NonFiniteError(method, seed, epoch, what)
         distributed.sync_buffers(module)
         metrics = distributed.broadcast_object(
             evaluate(module, full, evaluator) if distributed.is_main() else
@@ -343,7 +396,9 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
             best_state = {k: v.clone() for k, v in module.state_dict().items()}
         elif stop:
             break
-        if checkpoint is not None and epoch % checkpoint.every == 0:
+        signal = interrupts.requested()
+        if checkpoint is not None and (epoch % checkpoint.every == 0
+                                       or signal is not None):
             checkpoint.save_run(method, seed, dict(
                 epoch=epoch, model=module.state_dict(),
                 optimizer=optimizer.state_dict(), rng=rng_state(device),
@@ -351,6 +406,7 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
                 best_model=best_state, curves=torch.stack(curves),
                 val_accs=val_accs, selection=selection.state_dict(),
                 seconds=elapsed + time.perf_counter() - start))
+        interrupts.check()
         bar.set_postfix(val_acc=f'{val_acc:.3f}', best=f'{best_acc:.3f}')
     seconds = elapsed + time.perf_counter() - start
     bar.close()
@@ -389,31 +445,52 @@ def _final_metrics(model: torch.nn.Module, data: Data,
 
 
 def run_many(data: Data, config: Config, progress: bool = False,
-             checkpoint: Optional[Checkpoint] = None) -> List[RunResult]:
+             checkpoint: Optional[Checkpoint] = None,
+             failed: Optional[List[Dict]] = None) -> List[RunResult]:
     r"""Runs every method of :obj:`config` on the seeds
     :obj:`config.seed, ..., config.seed + config.runs - 1`, the methods
     interleaved within each seed (so that slow phases of a shared machine
     hit all methods alike). With a :obj:`checkpoint`, runs it holds as
     finished are not trained again, the interrupted one continues, and
-    every finished run is saved."""
+    every finished run is saved.
+
+    A run that becomes non-finite raises :class:`NonFiniteError`, or, if a
+    list :obj:`failed` is given, is appended to it (see
+    :meth:`NonFiniteError.record`) and the other runs go on. An interrupt
+    (:class:`KeyboardInterrupt`) carries the finished runs as its
+    :obj:`finished` attribute."""
     seeds = range(config.seed, config.seed + config.runs)
     bar = tqdm(total=len(seeds) * len(config.methods), desc='runs',
                disable=not (progress and distributed.is_main()))
     results = []
-    for seed in seeds:
-        for method in config.methods:
-            result = checkpoint.result(method, seed) if checkpoint else None
-            if result is None:
-                result = run(data, method, seed, config, progress,
-                             checkpoint)
-                if checkpoint is not None:
-                    checkpoint.save_result(result)
-            results.append(result)
-            bar.set_postfix(method=method,
-                            test_acc=f'{results[-1].test_acc:.3f}',
-                            refresh=False)
-            bar.update()
-    bar.close()
+    try:
+        for seed in seeds:
+            for method in config.methods:
+                interrupts.check()
+                result = (checkpoint.result(method, seed) if checkpoint else
+                          None)
+                if result is None:
+                    try:
+                        result = run(data, method, seed, config, progress,
+                                     checkpoint)
+                    except NonFiniteError as err:
+                        if failed is None:
+                            raise
+                        failed.append(err.record())
+                        bar.update()
+                        continue
+                    if checkpoint is not None:
+                        checkpoint.save_result(result)
+                results.append(result)
+                bar.set_postfix(method=method,
+                                test_acc=f'{results[-1].test_acc:.3f}',
+                                refresh=False)
+                bar.update()
+    except KeyboardInterrupt as err:
+        err.finished = results
+        raise
+    finally:
+        bar.close()
     return results
 
 
@@ -424,15 +501,26 @@ def experiment(config: Config, root: Optional[str] = None,
                progress: bool = False,
                checkpoint: Optional[Checkpoint] = None) -> Dict:
     r"""Loads the data set (see :func:`~align_gnn.data.load_dataset`; with
-    several processes, rank 0 first), runs every method of :obj:`config` on
+    several processes, rank 0 first), builds each method's model once (so
+    that bad arguments fail before any training), checks it against
+    :obj:`checkpoint`'s data (see
+    :meth:`~align_gnn.checkpoint.Checkpoint.check_data`), runs every method of :obj:`config` on
     every seed (continuing from :obj:`checkpoint`, if given, see
     :func:`run_many`) and returns the results as
     :obj:`{"dataset", "config", "runs": [...], "summary": {method: ...},
-    "environment": {...}}` (accuracies as fractions)."""
+    "environment": {...}}` (accuracies as fractions). Runs that became
+    non-finite are left out of :obj:`"runs"` and listed under
+    :obj:`"failed"` (see :class:`NonFiniteError`), counted per method in
+    the summary's :obj:`"failed"`; an interrupt carries the finished runs'
+    dictionary, marked :obj:`"incomplete"`, as its :obj:`results`."""
     with distributed.main_first():
         data = load_dataset(config.dataset, root, **graph_file_options(
             config))
     data = add_edge_noise(data, config.edge_noise, seed=config.seed)
+    if checkpoint is not None:
+        checkpoint.check_data(data_fingerprint(data))
+    for method in config.methods:  # the layers' arguments, before training
+        make_model(method, data, config)
     for method in config.methods:
         unset = [name for name in recommended_alignment(config.dataset,
                                                         method)
@@ -441,11 +529,36 @@ def experiment(config: Config, root: Optional[str] = None,
             log.info(f"{method} on {dataset_name(config.dataset)}: the "
                      f"study's choice of {', '.join(unset)} (all: "
                      f"{config.alignment(method)})")
-    results = run_many(data, config, progress, checkpoint)
-    return dict(dataset=config.dataset, config=config_record(config),
-                metric=getattr(data, 'metric', 'acc'),
-                runs=[asdict(result) for result in results],
-                summary=summarize(results), environment=environment())
+    metric = getattr(data, 'metric', 'acc')
+    failed = []
+    try:
+        results = run_many(data, config, progress, checkpoint, failed)
+    except KeyboardInterrupt as err:
+        err.results = _results(config, getattr(err, 'finished', []), failed,
+                               metric)
+        err.results.update(incomplete=True, interrupted=getattr(
+            err, 'signal', 'SIGINT'))
+        raise
+    return _results(config, results, failed, metric)
+
+
+def _results(config: Config, results: List[RunResult], failed: List[Dict],
+             metric: str = 'acc') -> Dict:
+    summary = summarize(results)
+    for record in failed:
+        method = record['method']
+        if method not in summary:
+            summary[method] = dict(runs=0, test_acc_mean=None, reason=(
+                'every run failed (see "failed")'))
+        summary[method]['failed'] = summary[method].get('failed', 0) + 1
+    summary = {method: summary[method] for method in config.methods
+               if method in summary}
+    out = dict(dataset=config.dataset, config=config_record(config),
+               metric=metric, runs=[asdict(result) for result in results],
+               summary=summary, environment=environment())
+    if failed:
+        out['failed'] = failed
+    return out
 
 
 def graph_file_options(config: Config) -> Dict:

@@ -2,6 +2,7 @@ r"""Node classification data sets from graph files that networkx reads
 (GraphML, GML, edge lists with a CSV file of node attributes), with a
 stratified random split."""
 import logging
+import math
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple
 
@@ -77,6 +78,14 @@ def _read_node_attributes(graph, path: str):
                         f"attributes ({type(err).__name__}: "
                         f"{_first_line(err)})") from err
     node_column, *columns = table.columns
+    repeated = table[node_column].duplicated(keep=False)
+    if repeated.any():
+        node = table[node_column][repeated].iloc[0]
+        rows = [i + 2 for i in (table[node_column] == node).to_numpy()
+                .nonzero()[0]]  # the header is line 1
+        raise DataError(f"'{path}': node {node!r} has {len(rows)} rows "
+                        f"(lines {', '.join(map(str, rows))}); give each "
+                        f"node one row")
     for row in table.itertuples(index=False):
         node, *values = row
         if node not in graph:  # an isolated node
@@ -107,7 +116,10 @@ def load_graph_file(path: str, label_attr: str = 'label',
         path (str): The graph file.
         label_attr (str, optional): The node attribute holding the class
             (any values; classes are its distinct values in sorted order).
-            Nodes without it are unlabelled. (default: :obj:`"label"`)
+            Nodes without it, or with an empty value, are unlabelled (a
+            note says how many); a NaN or infinite value raises
+            :class:`DataError`, as do duplicate rows in
+            :obj:`node_attributes`. (default: :obj:`"label"`)
         feature_attr (list of str, optional): The node attributes holding
             the features: one attribute whose values are vectors (lists, or
             strings of numbers separated by spaces or commas), or several
@@ -127,6 +139,7 @@ def load_graph_file(path: str, label_attr: str = 'label',
     nodes = list(graph.nodes)
     if not nodes:
         raise DataError(f"'{path}': the graph has no nodes")
+    _check_labels(graph, nodes, label_attr, path)
     labelled = [node for node in nodes if label_attr in graph.nodes[node]]
     if not labelled:
         found = sorted({key for node in nodes for key in graph.nodes[node]})
@@ -159,6 +172,26 @@ def load_graph_file(path: str, label_attr: str = 'label',
         y, split, seed, path)
     data.num_classes = len(classes)
     return data
+
+
+def _check_labels(graph, nodes: List, label_attr: str, path: str):
+    # An empty label marks an unlabelled node (like a missing one); a label
+    # that reads as NaN or inf would become a class of its own: an error.
+    for node in nodes:
+        attributes = graph.nodes[node]
+        value = attributes.get(label_attr)
+        if isinstance(value, str) and not value.strip():
+            del attributes[label_attr]
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        if not math.isfinite(number):
+            raise DataError(
+                f"'{path}': node {node!r} has the label {value!r} (not "
+                f"finite) in {label_attr!r}; give a class, or leave it "
+                f"empty to mark the node unlabelled")
 
 
 def _node_features(graph, nodes: List, feature_attr: Optional[Sequence[str]],

@@ -1,8 +1,11 @@
 r"""Planetoid (Cora, CiteSeer, PubMed) with its public split, read by PyG's
 :class:`~torch_geometric.datasets.Planetoid` from the data root."""
+import errno
 import os.path as osp
+import pickle
+import warnings
 from functools import partial
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import torch_geometric.transforms as T
 from torch_geometric.data import Data
@@ -51,11 +54,72 @@ def load_planetoid(name: str, root: Optional[str] = None) -> Planetoid:
         dataset = Planetoid(root, name, split='public',
                             transform=T.NormalizeFeatures())
     except Exception as err:
+        if _read_only(err):
+            raise DataError(_read_only_message(name, paths, err)) from err
         if all(osp.isfile(path) for path in paths):
             raise DataError(_unreadable_message(name, paths, err)) from err
         raise DataError(_missing_message(name, paths, missing, err)) from err
     _check_finite(name, dataset._data.x, osp.dirname(paths[0]))
+    _check_processed(name, dataset, paths)
     return dataset
+
+
+def raw_counts(paths: List[str]) -> Dict[str, int]:
+    r"""The numbers of nodes, features and classes that the raw files
+    :obj:`paths` (see :func:`raw_paths`) describe, read from their headers
+    as PyG's reader does (CiteSeer's isolated test nodes included)."""
+    def load(path):
+        with open(path, 'rb') as f, warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            return pickle.load(f, encoding='latin1')
+
+    files = dict(zip(RAW_NAMES, paths))
+    allx, tx, y = load(files['allx']), load(files['tx']), load(files['y'])
+    with open(files['test.index']) as f:
+        test = [int(line) for line in f if line.strip()]
+    tests = max(tx.shape[0], max(test) - min(test) + 1)
+    return dict(nodes=allx.shape[0] + tests, features=allx.shape[1],
+                classes=y.shape[1])
+
+
+def _check_processed(name: str, dataset: Planetoid, paths: List[str]):
+    # PyG reads processed/ without comparing it to raw/: another data set's
+    # file (or a stale one) would be trained on under this name.
+    try:
+        expected = raw_counts(paths)
+    except Exception:  # raw files PyG did not need: nothing to compare
+        return
+    found = dict(nodes=dataset._data.num_nodes,
+                 features=dataset._data.x.size(-1),
+                 classes=dataset.num_classes)
+    if found != expected:
+        differ = '; '.join(f'{key}: {found[key]} there, {expected[key]} '
+                           f'in the raw files' for key in found
+                           if found[key] != expected[key])
+        raise DataError(
+            f"{name}: '{dataset.processed_dir}' does not match the raw files "
+            f"in '{osp.dirname(paths[0])}' ({differ}): it is another data "
+            f"set's or stale, and is not used. Delete "
+            f"'{dataset.processed_dir}' to rebuild it from the raw files.")
+
+
+def _read_only(err: BaseException) -> bool:
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in (errno.EACCES,
+                                                      errno.EPERM,
+                                                      errno.EROFS):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _read_only_message(name: str, paths: List[str], err: Exception) -> str:
+    folder = osp.dirname(osp.dirname(paths[0]))
+    return (f"{name}: the data folder '{folder}' is read-only ("
+            f"{type(err).__name__}: {err}); PyG writes "
+            f"'{osp.join(folder, 'processed')}' beside 'raw' the first time. "
+            f"Copy {name}/raw to a writable data root (--root or "
+            f"ALIGN_GNN_DATA), or run once where this one is writable.")
 
 
 def load_graph(name: str, root: Optional[str] = None) -> Data:
