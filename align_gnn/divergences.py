@@ -24,26 +24,25 @@ from torch.nn import Module, Parameter
 from torch_geometric.nn.inits import glorot, zeros
 
 
-def compile_default() -> bool:
-    r"""Whether divergences built with :obj:`compile=None` run fused by
-    :func:`torch.compile`: the environment variable
-    :obj:`ALIGN_GNN_COMPILE` (:obj:`"1"` or :obj:`"0"`), else
-    :obj:`False`."""
-    return os.environ.get('ALIGN_GNN_COMPILE', '0') not in ('', '0')
+def fused_default() -> bool:
+    r"""Whether divergences built with :obj:`fused=None` run fused by
+    :func:`torch.compile`: the environment variable :obj:`ALIGN_GNN_FUSED`
+    (:obj:`"1"` or :obj:`"0"`), else :obj:`False`."""
+    return os.environ.get('ALIGN_GNN_FUSED', '0') not in ('', '0')
 
 
 def fusable(fn: Callable) -> Callable:
     r"""Wraps :obj:`fn` (a function of tensors of fixed shapes) so that
-    :obj:`fn(*args, compile=True)` runs it compiled by :func:`torch.compile`
+    :obj:`fn(*args, fused=True)` runs it compiled by :func:`torch.compile`
     (forward and backward fused; one compilation per shape and dtype) and
-    :obj:`compile=False` eagerly. Where compilation is unavailable or fails,
+    :obj:`fused=False` eagerly. Where compilation is unavailable or fails,
     it warns once and runs eagerly from then on."""
     compiled: Optional[Callable] = None
     failed = False
 
-    def call(*args, compile: bool = False):
+    def call(*args, fused: bool = False):
         nonlocal compiled, failed
-        if compile and not failed:
+        if fused and not failed:
             try:
                 if compiled is None:
                     compiled = torch.compile(fn, dynamic=False,
@@ -197,18 +196,18 @@ class ConditionalTransport(Module):
             (query-to-key) transport. (default: :obj:`0.5`)
         hidden_channels (int, optional): Width :math:`D` of the critic and
             navigator networks. (default: :obj:`32`)
-        compile (bool, optional): If set to :obj:`True`, runs the forward
+        fused (bool, optional): If set to :obj:`True`, runs the forward
             and backward computation fused by :func:`torch.compile` (compiled
             once per input shape and dtype, eagerly where compilation
-            fails); :obj:`None` reads :func:`compile_default`.
+            fails); :obj:`None` reads :func:`fused_default`.
             (default: :obj:`None`)
     """
     def __init__(self, heads: int, channels: int, rho: float = 0.5,
-                 hidden_channels: int = 32, compile: Optional[bool] = None):
+                 hidden_channels: int = 32, fused: Optional[bool] = None):
         super().__init__()
         _check_rho(rho)
         self.rho = rho
-        self.compile = compile_default() if compile is None else compile
+        self.fused = fused_default() if fused is None else fused
         self.critic = HeadwiseMLP(heads, channels, hidden_channels,
                                   hidden_channels, reverse=True)
         self.navigator = HeadwiseMLP(heads, channels, hidden_channels,
@@ -221,7 +220,7 @@ class ConditionalTransport(Module):
     def forward(self, query: Tensor, key: Tensor) -> Tensor:
         return _conditional_transport(query, key, self.critic.weights(),
                                       self.navigator.weights(), self.rho,
-                                      compile=self.compile)
+                                      fused=self.fused)
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}(rho={self.rho})'
@@ -254,16 +253,16 @@ class AdversarialDivergence(Module):
         channels (int): Size of each key and query :math:`C`.
         hidden_channels (int, optional): Width of the discriminator.
             (default: :obj:`32`)
-        compile (bool, optional): If set to :obj:`True`, runs the forward
+        fused (bool, optional): If set to :obj:`True`, runs the forward
             and backward computation fused by :func:`torch.compile` (compiled
             once per input shape and dtype, eagerly where compilation
-            fails); :obj:`None` reads :func:`compile_default`.
+            fails); :obj:`None` reads :func:`fused_default`.
             (default: :obj:`None`)
     """
     def __init__(self, heads: int, channels: int, hidden_channels: int = 32,
-                 compile: Optional[bool] = None):
+                 fused: Optional[bool] = None):
         super().__init__()
-        self.compile = compile_default() if compile is None else compile
+        self.fused = fused_default() if fused is None else fused
         self.discriminator = HeadwiseMLP(heads, channels, hidden_channels, 1,
                                          reverse=True)
 
@@ -272,53 +271,52 @@ class AdversarialDivergence(Module):
 
     def forward(self, query: Tensor, key: Tensor) -> Tensor:
         return _adversarial(query, key, self.discriminator.weights(),
-                            compile=self.compile)
+                            fused=self.fused)
 
 
-def _log_sinkhorn(log_kernel: Tensor, num_iter: int,
-                  symmetric: bool) -> Tuple[Tensor, Tensor]:
-    r"""Log-scalings :math:`u` :math:`(B, M)` and :math:`v` :math:`(B, N)` of
-    the entropic plan :math:`\exp(\log K_{ij} + u_i + v_j)` with uniform
-    marginals, after :obj:`num_iter` log-domain Sinkhorn iterations
-    (alternating; for a symmetric kernel averaged symmetric updates, which
-    converge faster)."""
-    B, M, N = log_kernel.shape
-    log_a, log_b = -math.log(M), -math.log(N)
-    u = log_kernel.new_zeros(B, M)
-    v = log_kernel.new_zeros(B, N)
-    for _ in range(num_iter):
-        if symmetric:
-            u = v = 0.5 * (u + log_a -
-                           (log_kernel + u.unsqueeze(1)).logsumexp(2))
-        else:
-            u = log_a - (log_kernel + v.unsqueeze(1)).logsumexp(2)
-            v = log_b - (log_kernel + u.unsqueeze(2)).logsumexp(1)
-    return u, v
+@fusable
+def _sinkhorn_step(log_kernel: Tensor, u: Tensor, v: Tensor,
+                   symmetric: bool) -> Tuple[Tensor, Tensor]:
+    r"""One log-domain Sinkhorn iteration on the log-scalings :math:`u`
+    :math:`(B, M)` and :math:`v` :math:`(B, N)` of the plan
+    :math:`\exp(\log K_{ij} + u_i + v_j)` with uniform marginals: alternating,
+    or for a symmetric kernel an averaged symmetric update (which converges
+    faster)."""
+    M, N = log_kernel.shape[1:]
+    if symmetric:
+        u = 0.5 * (u - math.log(M) -
+                   (log_kernel + u.unsqueeze(1)).logsumexp(2))
+        return u, u
+    u = -math.log(M) - (log_kernel + v.unsqueeze(1)).logsumexp(2)
+    return u, -math.log(N) - (log_kernel + u.unsqueeze(2)).logsumexp(1)
 
 
 def _entropic_ot(cost: Tensor, blur: float, num_iter: int,
-                 symmetric: bool = False) -> Tensor:
+                 symmetric: bool = False, fused: bool = False) -> Tensor:
     r"""Entropic optimal transport values :math:`(B,)` between uniform
-    marginals for costs :math:`(B, M, N)`: the dual value, whose gradient
-    with respect to the cost is the plan (envelope theorem)."""
+    marginals for costs :math:`(B, M, N)` after :obj:`num_iter` iterations:
+    the dual value, whose gradient with respect to the cost is the plan
+    (envelope theorem)."""
     log_kernel = cost.detach() / -blur
-    u, v = _log_sinkhorn(log_kernel, num_iter, symmetric)
+    B, M, N = log_kernel.shape
+    u, v = log_kernel.new_zeros(B, M), log_kernel.new_zeros(B, N)
+    for _ in range(num_iter):
+        u, v = _sinkhorn_step(log_kernel, u, v, symmetric, fused=fused)
     plan = (log_kernel + u.unsqueeze(2) + v.unsqueeze(1)).exp()
     dual = blur * (u.mean(1) + v.mean(1) + 1 - plan.sum((1, 2)))
     return dual + (plan * (cost - cost.detach())).sum((1, 2))
 
 
-@fusable
-def _sinkhorn(query: Tensor, key: Tensor, blur: float,
-              num_iter: int) -> Tensor:
+def _sinkhorn(query: Tensor, key: Tensor, blur: float, num_iter: int,
+              fused: bool = False) -> Tensor:
     cost_qk = _pairwise_sq_dist(query, key)
     scale = _positive(cost_qk.mean((1, 2), keepdim=True))
     num_symmetric = max(1, num_iter // 3)
-    return (_entropic_ot(cost_qk / scale, blur, num_iter) - 0.5 *
-            _entropic_ot(_pairwise_sq_dist(query, query) / scale, blur,
-                         num_symmetric, symmetric=True) - 0.5 *
-            _entropic_ot(_pairwise_sq_dist(key, key) / scale, blur,
-                         num_symmetric, symmetric=True))
+    return (_entropic_ot(cost_qk / scale, blur, num_iter, fused=fused) -
+            0.5 * _entropic_ot(_pairwise_sq_dist(query, query) / scale,
+                               blur, num_symmetric, True, fused) -
+            0.5 * _entropic_ot(_pairwise_sq_dist(key, key) / scale, blur,
+                               num_symmetric, True, fused))
 
 
 class SinkhornDivergence(Module):
@@ -353,22 +351,22 @@ class SinkhornDivergence(Module):
             maximum with :obj:`tol`). (default: :obj:`30`)
         tol (float, optional): If set, POT's solver stops once the marginals
             are within :obj:`tol`. (default: :obj:`None`)
-        compile (bool, optional): If set to :obj:`True`, runs the forward
+        fused (bool, optional): If set to :obj:`True`, runs the forward
             and backward computation fused by :func:`torch.compile` (compiled
             once per input shape and dtype, eagerly where compilation
-            fails); :obj:`None` reads :func:`compile_default`.
+            fails); :obj:`None` reads :func:`fused_default`.
             (default: :obj:`None`)
     """
     def __init__(self, blur: float = 0.1, max_iter: int = 30,
                  tol: Optional[float] = None,
-                 compile: Optional[bool] = None):
+                 fused: Optional[bool] = None):
         super().__init__()
         if blur <= 0:
             raise ValueError(f"'blur' must be positive (got {blur})")
         self.blur = blur
         self.max_iter = max_iter
         self.tol = tol
-        self.compile = compile_default() if compile is None else compile
+        self.fused = fused_default() if fused is None else fused
 
     def _pot_entropic_ot(self, cost: Tensor) -> Tensor:
         plan = ot.batch.solve_batch(cost.detach(), self.blur,
@@ -382,7 +380,7 @@ class SinkhornDivergence(Module):
     def forward(self, query: Tensor, key: Tensor) -> Tensor:
         if self.tol is None:
             return _sinkhorn(query, key, self.blur, self.max_iter,
-                             compile=self.compile)
+                             fused=self.fused)
         cost_qk = _pairwise_sq_dist(query, key)
         scale = _positive(cost_qk.mean((1, 2), keepdim=True))
         return (self._pot_entropic_ot(cost_qk / scale) -
@@ -450,24 +448,24 @@ class MMD(Module):
     Args:
         bandwidths (Sequence[float], optional): Factors :math:`S` of the
             median. (default: :obj:`(0.25, 0.5, 1.0, 2.0, 4.0)`)
-        compile (bool, optional): If set to :obj:`True`, runs the forward
+        fused (bool, optional): If set to :obj:`True`, runs the forward
             and backward computation fused by :func:`torch.compile` (compiled
             once per input shape and dtype, eagerly where compilation
-            fails); :obj:`None` reads :func:`compile_default`.
+            fails); :obj:`None` reads :func:`fused_default`.
             (default: :obj:`None`)
     """
     def __init__(self,
                  bandwidths: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0),
-                 compile: Optional[bool] = None):
+                 fused: Optional[bool] = None):
         super().__init__()
         if len(bandwidths) == 0 or min(bandwidths) <= 0:
             raise ValueError(f"'bandwidths' must be positive numbers "
                              f"(got {bandwidths})")
         self.bandwidths = tuple(float(s) for s in bandwidths)
-        self.compile = compile_default() if compile is None else compile
+        self.fused = fused_default() if fused is None else fused
 
     def forward(self, query: Tensor, key: Tensor) -> Tensor:
-        return _mmd(query, key, self.bandwidths, compile=self.compile)
+        return _mmd(query, key, self.bandwidths, fused=self.fused)
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}(bandwidths={self.bandwidths})'
@@ -483,19 +481,19 @@ def _check_rho(rho: float):
 
 def resolve_divergence(divergence: str, heads: int, channels: int,
                        rho: float = 0.5, adversary_channels: int = 32,
-                       compile: Optional[bool] = None) -> Module:
+                       fused: Optional[bool] = None) -> Module:
     r"""Builds the divergence named :obj:`divergence` (one of
     :obj:`'ct'`, :obj:`'adversarial'`, :obj:`'sinkhorn'`, :obj:`'mmd'`)."""
     name = divergence.lower() if isinstance(divergence, str) else divergence
     if name == 'ct':
         return ConditionalTransport(heads, channels, rho, adversary_channels,
-                                    compile=compile)
+                                    fused=fused)
     if name == 'adversarial':
         return AdversarialDivergence(heads, channels, adversary_channels,
-                                     compile=compile)
+                                     fused=fused)
     if name == 'sinkhorn':
-        return SinkhornDivergence(compile=compile)
+        return SinkhornDivergence(fused=fused)
     if name == 'mmd':
-        return MMD(compile=compile)
+        return MMD(fused=fused)
     raise ValueError(f"'divergence' must be one of {', '.join(DIVERGENCES)}, "
                      f"None or a torch.nn.Module (got {divergence!r})")
