@@ -1,8 +1,8 @@
 r"""Checks on a CUDA device that the alignment regulariser (sampling,
 projecting the sampled rows, the divergence and its backward pass) never
 waits for the GPU: it runs under
-:func:`torch.cuda.set_sync_debug_mode('error')`. Sinkhorn is left out: POT
-checks convergence on the host. Exits non-zero on a synchronization.
+:func:`torch.cuda.set_sync_debug_mode('error')`. Exits non-zero on a
+synchronization.
 
     python benchmarks/cuda_sync.py
 """
@@ -18,7 +18,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--divergences', default='ct,adversarial,mmd')
+    parser.add_argument('--divergences', default='ct,adversarial,sinkhorn,mmd')
     parser.add_argument('--nodes', default='5000,100000',
                         help='graph sizes (below and above 65,536 nodes: '
                         'both sampling paths)')
