@@ -187,3 +187,16 @@ def test_every_figure_is_shown():
              for _, image, target in links(page) if image and not SCHEME.match(target)}
     hidden = [png.name for png in sorted(DOCS.glob('*.png')) if png.resolve() not in shown]
     assert not hidden, f'figures in docs/ that no page shows: {hidden}'
+
+
+def test_layout_names_every_module():
+    # The front page's Layout section lists every module of the package
+    # and every data source, so that it matches the tree.
+    layout = README.read_text().split('## Layout', 1)[1]
+    package = REPO / 'align_gnn'
+    modules = [p.stem for p in package.glob('*.py') if p.stem != '__init__']
+    sources = [p.stem for p in (package / 'data').glob('*.py')
+               if p.stem not in ('__init__', 'utils')]
+    missing = [name for name in modules + sources
+               if not re.search(rf'\b{name}\b', layout)]
+    assert not missing, f'README Layout does not name: {missing}'
