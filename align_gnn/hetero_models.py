@@ -44,6 +44,12 @@ def feed_forward(dim: int, dropout: float, in_multiplier: int = 1):
                       GELU(), Linear(dim, dim), Dropout(dropout))
 
 
+def _check_heads(dim: int, heads: int):
+    if dim % heads != 0:
+        raise ValueError(f"'hidden' ({dim}) must be a multiple of 'heads' "
+                         f"({heads})")
+
+
 class GATBlock(torch.nn.Module):
     r"""Attention aggregation with a GAT-style layer (:obj:`conv` builds it
     from :obj:`(in, out, heads=, add_self_loops=)`), then
@@ -52,9 +58,7 @@ class GATBlock(torch.nn.Module):
     def __init__(self, dim: int, heads: int, dropout: float, conv: Callable,
                  sep: bool = False):
         super().__init__()
-        if dim % heads != 0:
-            raise ValueError(f"'hidden' ({dim}) must be a multiple of "
-                             f"'heads' ({heads})")
+        _check_heads(dim, heads)
         self.sep = sep
         self.conv = conv(dim, dim // heads, heads=heads,
                          add_self_loops=not sep)
@@ -84,9 +88,7 @@ class GTBlock(torch.nn.Module):
     def __init__(self, dim: int, heads: int, dropout: float, conv: Callable,
                  sep: bool = False):
         super().__init__()
-        if dim % heads != 0:
-            raise ValueError(f"'hidden' ({dim}) must be a multiple of "
-                             f"'heads' ({heads})")
+        _check_heads(dim, heads)
         self.sep = sep
         self.conv = conv(dim, dim // heads, heads=heads, root_weight=False)
         self.out = Linear(2 * dim if sep else dim, dim)

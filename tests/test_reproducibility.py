@@ -65,14 +65,20 @@ def test_single_threaded_blas_is_in_effect(threads):
     assert torch.get_num_threads() == 2  # PyTorch's kernels keep theirs
 
 
-@pytest.mark.skipif(not MKL, reason='PyTorch without MKL')
-def test_products_independent_of_thread_count(threads):
+def assert_same_on_one_and_two_threads(compute):
+    r"""Asserts that :obj:`compute()` gives the same tensors, bit for bit,
+    on one PyTorch thread and, as training runs, on two with MKL on one."""
     torch.set_num_threads(1)
-    reference = products()
+    reference = compute()
     torch.set_num_threads(2)
     single_threaded_blas()
-    for expected, actual in zip(reference, products()):
+    for expected, actual in zip(reference, compute(), strict=True):
         assert torch.equal(expected, actual)
+
+
+@pytest.mark.skipif(not MKL, reason='PyTorch without MKL')
+def test_products_independent_of_thread_count(threads):
+    assert_same_on_one_and_two_threads(products)
 
 
 def ct_step(seed: int = 0) -> list:
@@ -94,12 +100,7 @@ def ct_step(seed: int = 0) -> list:
 
 
 def test_ct_training_step_independent_of_thread_count(threads):
-    torch.set_num_threads(1)
-    reference = ct_step()
-    torch.set_num_threads(2)
-    single_threaded_blas()
-    for expected, actual in zip(reference, ct_step()):
-        assert torch.equal(expected, actual)
+    assert_same_on_one_and_two_threads(ct_step)
 
 
 def test_environment_names_the_machine():
