@@ -17,7 +17,8 @@ CPU backward pass), while PyTorch's kernels keep all their threads. A product
 computed by a single thread sums in one fixed order, so a training run gives
 the same bits on one thread as on several, on Intel and AMD alike
 (``tests/test_reproducibility.py``). The price is the parallelism of large
-dense products (measured in ``docs/performance.md``).
+dense products (``benchmarks/bench_threads.py`` measures it; see
+``docs/cli.md``, "Reproducibility").
 """
 import ctypes
 import os
