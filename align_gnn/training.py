@@ -514,9 +514,7 @@ def experiment(config: Config, root: Optional[str] = None,
     the summary's :obj:`"failed"`; an interrupt carries the finished runs'
     dictionary, marked :obj:`"incomplete"`, as its :obj:`results`."""
     with distributed.main_first():
-        data = load_dataset(config.dataset, root, **graph_file_options(
-            config))
-    data = add_edge_noise(data, config.edge_noise, seed=config.seed)
+        data = load_data(config, root)
     if checkpoint is not None:
         checkpoint.check_data(data_fingerprint(data))
     for method in config.methods:  # the layers' arguments, before training
@@ -559,6 +557,15 @@ def _results(config: Config, results: List[RunResult], failed: List[Dict],
     if failed:
         out['failed'] = failed
     return out
+
+
+def load_data(config: Config, root: Optional[str] = None) -> Data:
+    r"""The graph of :obj:`config`: its data set (see
+    :func:`~align_gnn.data.load_dataset`, with :func:`graph_file_options`)
+    with :obj:`config.edge_noise` random edges added (drawn with
+    :obj:`config.seed`)."""
+    data = load_dataset(config.dataset, root, **graph_file_options(config))
+    return add_edge_noise(data, config.edge_noise, seed=config.seed)
 
 
 def graph_file_options(config: Config) -> Dict:

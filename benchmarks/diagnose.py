@@ -125,15 +125,16 @@ def variant_model(variant: str, method: str, data,
 
 
 def run_variant(task: study.Task, dataset: str, root: str, epochs: int,
-                patience: int) -> Dict:
+                patience: int, base: Optional[Dict] = None) -> Dict:
     r"""A task whose setting names its :obj:`"variant"` (see
     :func:`study.run_task`)."""
     _, label, setting, seed = task
     setting = dict(setting)
     variant = setting.pop('variant')
     method = label.split(':')[0]
-    data = study.graph(dataset, root)
-    config = study.config(method, setting, seed, dataset, epochs, patience)
+    data = study.graph(dataset, root, base)
+    config = study.config(method, setting, seed, dataset, epochs, patience,
+                          base)
     seed_everything(seed)
     model = variant_model(variant, method, data, config)
     return study.compact(training.fit(model, data, method, seed, config))

@@ -1,4 +1,4 @@
-r"""Does alignment help? The side-by-side study on a Planetoid data set.
+r"""Does alignment help? The side-by-side study on one data set.
 
 1. Search (validation accuracy only): per divergence, a seeded random sample
    of settings from SEARCH_SPACE (λ, m, ρ for ct, the adversary's width and
@@ -6,11 +6,21 @@ r"""Does alignment help? The side-by-side study on a Planetoid data set.
    divergence's values), each on --search-seeds seeds
    (100, 101, ...: not the final seeds); the best setting of a divergence has
    the highest mean validation accuracy (test accuracy plays no part).
+   --space may also add a variant to a divergence's search
+   (ct.align_over=nodes,heads: alignment across nodes or across heads).
 2. Final: the divergence with the best search score against plain GAT on
    --final-seeds paired seeds (0, 1, ...), every other divergence (its best
-   setting) and the peers gatv2 and supergat on --peer-seeds seeds.
+   setting) and the --peers (default gatv2 and supergat) on --peer-seeds
+   seeds.
 3. Writes <folder>/table.md (mean ± std, paired difference to GAT with
    t-test and Wilcoxon p-values) and <folder>/chosen.json.
+
+--set NAME=VALUE fixes a Config field for every run (the model, layer,
+width, learning rate, k, edge noise ...); the folder's study.json records
+them with the data set, and a rerun with others is refused. On a data set
+with fixed splits (the heterophilous sets) a run's seed is also its split:
+the search uses splits 0 .. --search-seeds - 1 and the final runs splits
+0 .. --final-seeds - 1 (validation decides, as in Platonov et al.).
 
 Every finished run is appended at once to <folder>/runs.jsonl (flushed and
 synced); a rerun of the same command skips what is done, so the study may be
@@ -23,8 +33,13 @@ N > 1); --measure-workers times one against two on the same runs.
         --space sinkhorn.align_samples=64,128,256 \
         --space mmd.align_samples=64,128,256
     python benchmarks/study.py --dataset cora --measure-workers
+    python benchmarks/study.py --dataset chameleon-filtered \
+        --folder study/chameleon-filtered/gt --set model=platonov-gt \
+        --set hidden=64 --peers '' --final-seeds 10 \
+        --space ct.align_over=nodes,heads
 """
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -45,7 +60,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from align_gnn import training  # noqa: E402
 from align_gnn.config import Config  # noqa: E402
-from align_gnn.data import load_dataset  # noqa: E402
+from align_gnn.data import num_splits  # noqa: E402
 from align_gnn.results import RunResult, atomic_write, summarize  # noqa: E402
 
 SEARCH_SPACE = {
@@ -63,6 +78,11 @@ USES = {  # the settings each divergence depends on
     'sinkhorn': ('align_weight', 'align_samples'),
     'mmd': ('align_weight', 'align_samples'),
 }
+VARIANTS = {  # settings a divergence's search may add with --space
+    'align_over': ['nodes', 'heads'],
+}
+OWN_FIELDS = ('dataset', 'methods', 'runs', 'seed', 'epochs', 'patience',
+              'device', *SEARCH_SPACE, *VARIANTS)  # set by the study
 SEARCH_SEED = 100
 PEERS = ('gatv2', 'supergat')
 
@@ -74,8 +94,8 @@ def sample_settings(method: str, num: int, seed: int = 0,
     r"""Up to :obj:`num` distinct settings of :obj:`method`, drawn uniformly
     from the product of the values it uses (all of them if fewer);
     :obj:`space` replaces some of :data:`SEARCH_SPACE`'s value lists."""
-    names = USES[method]
     space = {**SEARCH_SPACE, **(space or {})}
+    names = USES[method] + tuple(n for n in VARIANTS if n in space)
     grid = list(itertools.product(*(space[n] for n in names)))
     picks = random.Random(f'{method}-{seed}').sample(grid,
                                                      min(num, len(grid)))
@@ -127,18 +147,28 @@ def _init_worker(threads: int):
     torch.set_num_threads(threads)
 
 
-def graph(dataset: str, root: str):
-    r"""The data set, loaded once per process."""
-    if dataset not in _graphs:
-        _graphs[dataset] = load_dataset(dataset, root)
-    return _graphs[dataset]
+def graph(dataset: str, root: str, base: Optional[Dict] = None):
+    r"""The graph of the study (see :func:`~align_gnn.training.load_data`;
+    noise and generated graphs drawn with seed 0), loaded once per
+    process."""
+    key = (dataset, json.dumps(base or {}, sort_keys=True))
+    if key not in _graphs:
+        _graphs[key] = training.load_data(
+            Config(dataset, device='cpu', **(base or {})), root)
+    return _graphs[key]
 
 
 def config(method: str, setting: Dict, seed: int, dataset: str, epochs: int,
-           patience: int) -> Config:
-    return Config(dataset, [method], runs=1, seed=seed,
-                  epochs=epochs, patience=patience, device='cpu',
-                  **setting)
+           patience: int, base: Optional[Dict] = None,
+           fixed_splits: bool = False) -> Config:
+    r"""The configuration of one run: :obj:`base` (the study's --set
+    fields), then the run's :obj:`setting`. With :obj:`fixed_splits`, run
+    :obj:`seed` uses split :obj:`seed` (:obj:`Config.seed` is 0: see
+    :func:`~align_gnn.training.run`)."""
+    return Config(dataset, [method], runs=1,
+                  seed=0 if fixed_splits else seed, epochs=epochs,
+                  patience=patience, device='cpu',
+                  **{**(base or {}), **setting})
 
 
 def compact(result: RunResult) -> Dict:
@@ -151,11 +181,12 @@ def compact(result: RunResult) -> Dict:
 
 
 def run_task(task: Task, dataset: str, root: str, epochs: int,
-             patience: int) -> Dict:
+             patience: int, base: Optional[Dict] = None) -> Dict:
     _, method, setting, seed = task
+    data = graph(dataset, root, base)
     return compact(training.run(
-        graph(dataset, root), method, seed,
-        config(method, setting, seed, dataset, epochs, patience)))
+        data, method, seed, config(method, setting, seed, dataset, epochs,
+                                   patience, base, num_splits(data) > 0)))
 
 
 def run_tasks(tasks: Iterable[Task], store: Store, args,
@@ -170,7 +201,8 @@ def run_tasks(tasks: Iterable[Task], store: Store, args,
                              initargs=(threads, )) as pool:
         futures = {
             pool.submit(runner, task, args.dataset, args.root,
-                        args.epochs, args.patience): task
+                        args.epochs, args.patience,
+                        getattr(args, 'set', None)): task
             for task in pending
         }
         for done, future in enumerate(as_completed(futures), start=1):
@@ -182,12 +214,19 @@ def run_tasks(tasks: Iterable[Task], store: Store, args,
     return len(pending)
 
 
+def search_seeds(args) -> List[int]:
+    r"""The search's seeds: 100, 101, ... (not the final seeds), or the
+    splits 0, 1, ... of a data set with fixed splits."""
+    first = 0 if getattr(args, 'splits', 0) else SEARCH_SEED
+    return list(range(first, first + args.search_seeds))
+
+
 def search_tasks(args) -> List[Task]:
-    return [('search', method, setting, SEARCH_SEED + s)
+    return [('search', method, setting, seed)
             for method in args.methods
             for setting in sample_settings(method, args.search_samples,
                                            space=args.space.get(method))
-            for s in range(args.search_seeds)]
+            for seed in search_seeds(args)]
 
 
 def best_settings(store: Store, args) -> Dict[str, Dict]:
@@ -199,9 +238,8 @@ def best_settings(store: Store, args) -> Dict[str, Dict]:
         scores = []
         for setting in sample_settings(method, args.search_samples,
                                        space=args.space.get(method)):
-            val = [store.result(('search', method, setting,
-                                 SEARCH_SEED + s))['val_acc']
-                   for s in range(args.search_seeds)]
+            val = [store.result(('search', method, setting, seed))['val_acc']
+                   for seed in search_seeds(args)]
             scores.append((float(np.mean(val)), setting))
         score, setting = max(scores, key=lambda pair: pair[0])
         best[method] = dict(setting=setting, val_acc=score)
@@ -217,21 +255,24 @@ def final_tasks(best: Dict[str, Dict], args) -> List[Task]:
     tasks += [('final', method, best[method]['setting'], seed)
               for method in best if method != winner
               for seed in range(args.peer_seeds)]
-    tasks += [('final', peer, {}, seed) for peer in PEERS
+    tasks += [('final', peer, {}, seed) for peer in args.peers
               for seed in range(args.peer_seeds)]
     return tasks
 
 
-def table(tasks: List[Task], store: Store) -> Tuple[str, List[Dict]]:
-    r"""The final runs summarized by :func:`summarize` (plain GAT,
+def table(tasks: List[Task], store: Store,
+          metric: str = 'acc') -> Tuple[str, List[Dict]]:
+    r"""The final runs summarized by :func:`summarize` (the plain model,
     the first method, is the reference of the paired tests) as a Markdown
-    table and as rows."""
+    table and as rows; :obj:`metric` (:obj:`"acc"` or :obj:`"roc_auc"`)
+    names the score the runs' :obj:`*_acc` fields hold."""
     settings = {task[1]: task[2] for task in tasks}
     summary = summarize([  # labelled by the tasks' methods
         RunResult(**{**store.result(task), 'method': task[1]})
         for task in tasks])
-    lines = ['| method | setting | seeds | test acc | val acc | Δ test vs GAT '
-             '| t-test p | Wilcoxon p |', '| --- ' * 8 + '|']
+    score = 'ROC-AUC' if metric == 'roc_auc' else 'acc'
+    lines = [f'| method | setting | seeds | test {score} | val {score} '
+             f'| Δ test vs plain | t-test p | Wilcoxon p |', '| --- ' * 8 + '|']
     rows = []
     for method, s in summary.items():
         row = dict(method=method, setting=settings[method],
@@ -273,17 +314,43 @@ def space_option(text: str) -> Tuple[str, str, List]:
     try:
         target, values = text.split('=')
         method, name = target.split('.')
-        values = [json.loads(value) for value in values.split(',')]
+        values = [value if name in VARIANTS else json.loads(value)
+                  for value in values.split(',')]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"'{text}' is not METHOD.NAME=V1,V2,... (e.g. "
             f"sinkhorn.align_samples=64,128,256)")
-    if method not in USES or name not in USES[method]:
+    if method not in USES or name not in USES[method] + tuple(VARIANTS):
         raise argparse.ArgumentTypeError(
             f"'{text}': {method} has no setting '{name}' (it has "
-            f"{', '.join(USES.get(method, ()))}; methods: "
-            f"{', '.join(USES)})")
+            f"{', '.join(USES.get(method, ()) + tuple(VARIANTS))}; "
+            f"methods: {', '.join(USES)})")
+    if name in VARIANTS and not set(values) <= set(VARIANTS[name]):
+        raise argparse.ArgumentTypeError(
+            f"'{text}': {name} takes {', '.join(VARIANTS[name])}")
     return method, name, values
+
+
+def set_option(text: str) -> Tuple[str, object]:
+    r"""Parses :obj:`--set NAME=VALUE` (a JSON value, else a string) for a
+    field of :class:`~align_gnn.config.Config` that the study does not set
+    itself."""
+    name, _, value = text.partition('=')
+    fields = sorted(f.name for f in dataclasses.fields(Config)
+                    if f.name not in OWN_FIELDS)
+    if not _ or name not in fields:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not NAME=VALUE with NAME one of {', '.join(fields)}"
+            f" (e.g. model=platonov-gt)")
+    return name, _value(value)
+
+
+def _value(text: str):
+    r"""A JSON value (number, list ...), else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -301,6 +368,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                         default=[], metavar='METHOD.NAME=V1,V2,...',
                         help="a divergence's own values of a setting "
                              "instead of SEARCH_SPACE's (repeatable)")
+    parser.add_argument('--set', type=set_option, action='append',
+                        default=[], metavar='NAME=VALUE',
+                        help='a Config field for every run, e.g. '
+                             'model=platonov-gt, conv=gatv2, hidden=64 '
+                             '(repeatable; recorded in study.json)')
+    parser.add_argument('--peers', default=','.join(PEERS),
+                        type=lambda text: [p for p in text.split(',') if p],
+                        help="methods run beside the divergences in the "
+                             "final stage ('' for none)")
     parser.add_argument('--final-seeds', type=int, default=30)
     parser.add_argument('--peer-seeds', type=int, default=10)
     parser.add_argument('--epochs', type=int, default=1000)
@@ -315,7 +391,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     for method, name, values in args.space:
         space.setdefault(method, {})[name] = values
     args.space = space
+    args.set = dict(args.set)
     return args
+
+
+def check_manifest(args):
+    r"""Writes :obj:`<folder>/study.json` (the data set and the --set
+    fields) on the first run; exits with an error if it holds others (the
+    runs in the folder would not be comparable)."""
+    path = osp.join(args.folder, 'study.json')
+    manifest = dict(dataset=args.dataset, set=args.set)
+    if osp.isfile(path):
+        with open(path) as f:
+            held = json.load(f)
+        if held != manifest:
+            sys.exit(f"error: '{args.folder}' holds a study of "
+                     f"{json.dumps(held)}, not {json.dumps(manifest)}: use "
+                     f"another --folder (or the same --dataset and --set)")
+        return
+    atomic_write(path, lambda f: json.dump(manifest, f, indent=2))
 
 
 def main(argv=None):
@@ -323,6 +417,14 @@ def main(argv=None):
     if args.measure_workers:
         return measure_workers(args)
 
+    check_manifest(args)
+    args.splits = num_splits(graph(args.dataset, args.root, args.set))
+    if args.splits and max(args.search_seeds, args.final_seeds,
+                           args.peer_seeds) > args.splits:
+        sys.exit(f'error: {args.dataset} has {args.splits} fixed splits, '
+                 f'and a run uses the split of its seed: use at most '
+                 f'{args.splits} --search-seeds, --final-seeds and '
+                 f'--peer-seeds')
     store = Store(osp.join(args.folder, 'runs.jsonl'))
     ran = run_tasks(search_tasks(args), store, args)
     best = best_settings(store, args)
@@ -332,7 +434,9 @@ def main(argv=None):
         return
     tasks = final_tasks(best, args)
     ran = run_tasks(tasks, store, args)
-    text, rows = table(tasks, store)
+    metric = getattr(graph(args.dataset, args.root, args.set), 'metric',
+                     'acc')
+    text, rows = table(tasks, store, metric)
     command = shlex.join(['python', 'benchmarks/study.py',
                           *(sys.argv[1:] if argv is None else argv)])
     atomic_write(osp.join(args.folder, 'table.md'), lambda f: f.write(

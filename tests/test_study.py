@@ -62,6 +62,70 @@ def test_space_option():
     assert len(tasks) == 6 and {t[2]['align_samples'] for t in tasks} == {64}
 
 
+def test_space_variant_and_set_options(capsys):
+    args = study.parse_args(['--space', 'ct.align_over=nodes,heads',
+                             '--set', 'model=platonov-gt', '--set',
+                             'hidden=64', '--set', 'lr=0.001', '--peers', ''])
+    assert args.set == dict(model='platonov-gt', hidden=64, lr=0.001)
+    assert args.peers == []
+    settings = study.sample_settings('ct', 10000, space=args.space['ct'])
+    assert {s['align_over'] for s in settings} == {'nodes', 'heads'}
+    assert len(settings) == 2 * len(study.sample_settings('ct', 10000))
+    # Without the variant, the search (and a study's resumed keys) is as
+    # before: no align_over in the settings.
+    assert 'align_over' not in study.sample_settings('ct', 1)[0]
+    for option, error in [
+            (['--set', 'hidden'], "'hidden' is not NAME=VALUE"),
+            (['--set', 'widht=64'], 'with NAME one of'),
+            (['--set', 'align_weight=0.1'], 'with NAME one of'),
+            (['--space', 'ct.align_over=edges'], 'align_over takes nodes, '
+                                                 'heads')]:
+        with pytest.raises(SystemExit):
+            study.parse_args(option)
+        assert error in capsys.readouterr().err
+
+
+def test_study_manifest(tmp_path):
+    args = study.parse_args(['--folder', str(tmp_path), '--set', 'hidden=64'])
+    study.check_manifest(args)
+    assert json.loads((tmp_path / 'study.json').read_text()) == dict(
+        dataset='cora', set=dict(hidden=64))
+    study.check_manifest(args)  # the same study: resumes
+    other = study.parse_args(['--folder', str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"holds a study of .*hidden.*64.*"
+                       r"use another --folder"):
+        study.check_manifest(other)
+
+
+def test_study_fixed_splits(hetero_root, monkeypatch):
+    # On a data set with fixed splits, run seed s uses split s (search
+    # included), and a study asking for more splits than there are stops.
+    from align_gnn import training
+
+    used = []
+
+    def spy(data, index):
+        used.append(index)
+        return select_split(data, index)
+
+    select_split = training.select_split
+    monkeypatch.setattr(training, 'select_split', spy)
+    base = dict(hidden=8, heads=2, layers=1)
+    args = study.parse_args(['--search-seeds', '2'])
+    args.splits = 10
+    assert study.search_seeds(args) == [0, 1]
+    for seed in (0, 3):
+        result = study.run_task(('final', 'none', {}, seed),
+                                'chameleon-filtered', str(hetero_root), 1, 1,
+                                base)
+        assert result['seed'] == seed
+    assert used == [0, 3]
+    with pytest.raises(SystemExit, match='has 10 fixed splits'):
+        study.main(['--dataset', 'chameleon-filtered', '--root',
+                    str(hetero_root), '--folder', str(hetero_root / 'st'),
+                    '--final-seeds', '11', '--set', 'hidden=8'])
+
+
 def test_study_resumes_and_chooses_on_validation(data_root, tmp_path):
     folder = tmp_path / 'study'
     result = run(data_root, folder, '--stage', 'search')
