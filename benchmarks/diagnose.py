@@ -1,5 +1,5 @@
 r"""Why alignment helps or not: the diagnostics of the study (issue 5) on a
-Planetoid data set, for the divergence and setting the study chose on
+Planetoid data set (with --attention-only, part 2 on any data set), for the divergence and setting the study chose on
 validation (<folder>/chosen.json, written by benchmarks/study.py), or the
 one given by --method and --setting.
 
@@ -23,6 +23,8 @@ are kept in <folder>/diagnose.jsonl as the study keeps its runs (a rerun
 skips what is done).
 
     python benchmarks/diagnose.py --dataset cora --folder study/cora
+    python benchmarks/diagnose.py --dataset minesweeper --attention-only \
+        --folder study/minesweeper/gt --set model=platonov-gt --set hidden=64
 """
 import argparse
 import copy
@@ -37,7 +39,7 @@ import torch.nn.functional as F
 from torch.nn.utils import parameters_to_vector
 
 from torch_geometric import seed_everything
-from torch_geometric.nn import GATConv
+from torch_geometric.nn import GATConv, GATv2Conv, TransformerConv
 from torch_geometric.utils import scatter
 
 import study  # benchmarks/study.py: also puts the repository on sys.path
@@ -45,10 +47,8 @@ import study  # benchmarks/study.py: also puts the repository on sys.path
 from align_gnn import AlignedGATConv, alignment_loss, training  # noqa: E402
 from align_gnn.config import Config, default_hyperparameters  # noqa: E402
 from align_gnn.conv import sample_rows  # noqa: E402
-from align_gnn.diagnostics import (  # noqa: E402
-    key_query_pca,
-    layer_inputs,
-)
+from align_gnn.data import select_split  # noqa: E402
+from align_gnn.diagnostics import key_query_pca  # noqa: E402
 from align_gnn.divergences import resolve_divergence  # noqa: E402
 from align_gnn.models import GAT  # noqa: E402
 from align_gnn.results import atomic_write  # noqa: E402
@@ -61,6 +61,7 @@ VARIANTS = {
     'edges': 'keys and queries sampled by edges',
 }
 TRACE_EPOCHS = (1, 10, 50, 100, 200)
+ATTENTION = (GATConv, GATv2Conv, TransformerConv)
 
 
 class LogitAlignedGATConv(AlignedGATConv):
@@ -141,8 +142,33 @@ def run_variant(task: study.Task, dataset: str, root: str, epochs: int,
 
 
 def attention_layers(model: torch.nn.Module) -> List:
+    r"""The named attention layers of :obj:`model` (GAT, GATv2 and
+    Transformer layers, plain or aligned)."""
     return [(name, module) for name, module in model.named_modules()
-            if isinstance(module, GATConv)]
+            if isinstance(module, ATTENTION)]
+
+
+def layer_arguments(model: torch.nn.Module, data,
+                    layers: List) -> Dict[str, Tuple]:
+    r"""The node features and edges each of the named :obj:`layers`
+    receives in one evaluation-mode forward pass (a model may add
+    self-loops before a layer)."""
+    arguments = {}
+
+    def keep(name: str):
+        def hook(module, args):
+            arguments[name] = args[:2]
+        return hook
+
+    hooks = [layer.register_forward_pre_hook(keep(name))
+             for name, layer in layers]
+    model.eval()
+    try:
+        model(data.x, data.edge_index)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return arguments
 
 
 def trace(data, method: str, setting: Dict, seed: int, dataset: str,
@@ -201,14 +227,26 @@ def trace(data, method: str, setting: Dict, seed: int, dataset: str,
 
 
 @torch.no_grad()
+def make_uniform(model: torch.nn.Module) -> torch.nn.Module:
+    r"""Makes every attention layer of :obj:`model` average its neighbours
+    uniformly, in place: GAT's :math:`\mathbf{a}_s, \mathbf{a}_t` (GATv2's
+    :math:`\mathbf{a}`) zero, a Transformer layer's queries zero."""
+    for _, conv in attention_layers(model):
+        if isinstance(conv, TransformerConv):  # q = 0: every q·k is 0
+            conv.lin_query.weight.zero_()
+            conv.lin_query.bias.zero_()
+            continue
+        for name in ('att', 'att_src', 'att_dst'):  # GATv2: att
+            if getattr(conv, name, None) is not None:
+                getattr(conv, name).zero_()
+    return model
+
+
+@torch.no_grad()
 def uniform_attention_accuracy(model: torch.nn.Module, data) -> Dict:
-    r"""Test accuracy of :obj:`model` and of a copy whose attention vectors
-    :math:`\mathbf{a}_s, \mathbf{a}_t` are zero, i.e. whose every layer
-    averages the neighbours uniformly (the rest of the weights kept)."""
-    uniform = copy.deepcopy(model)
-    for _, conv in attention_layers(uniform):
-        conv.att_src.zero_()
-        conv.att_dst.zero_()
+    r"""Test score of :obj:`model` and of a copy with uniform attention
+    (see :func:`make_uniform`; the rest of the weights kept)."""
+    uniform = make_uniform(copy.deepcopy(model))
     return {name: training.evaluate(m, data)['test_acc']
             for name, m in (('trained', model), ('uniform', uniform))}
 
@@ -219,10 +257,10 @@ def attention_uniformity(model: torch.nn.Module, data) -> List[float]:
     (self-loop included) and heads of the entropy of the node's attention
     divided by that of uniform attention, :math:`\log(\deg)`."""
     layers = attention_layers(model)
-    inputs = layer_inputs(model, data, layers)
+    arguments = layer_arguments(model, data, layers)
     ratios = []
     for name, conv in layers:
-        _, (edge_index, alpha) = conv(inputs[name], data.edge_index,
+        _, (edge_index, alpha) = conv(*arguments[name],
                                       return_attention_weights=True)
         dst = edge_index[1]
         entropy = scatter(-alpha * alpha.clamp_min(1e-30).log(), dst, 0,
@@ -262,6 +300,49 @@ def gradient_table(traces: Dict[str, List[Dict]]) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def attention_only(args, argv=None):
+    r"""Where attention matters at all: per model, the attention entropy
+    relative to uniform per layer and the test score trained and with
+    uniform attention, after a run with early stopping (seed and split 0)."""
+    graph = study.graph(args.dataset, args.root, args.set)
+    data = select_split(graph, 0)
+    models = [('plain', 'none', {})]
+    if args.method is not None:
+        models.append((args.method, args.method, args.setting or {}))
+    report = {}
+    for label, method, setting in models:
+        config = study.config(method, setting, 0, args.dataset, args.epochs,
+                              args.patience, args.set, True)
+        seed_everything(0)
+        model = training.make_model(method, data, config)
+        result = training.fit(model, data, method, 0, config)
+        report[label] = dict(
+            method=method, setting=setting, epochs=result.epochs,
+            uniformity=attention_uniformity(model, data),
+            score=uniform_attention_accuracy(model, data))
+        print(f'{label}: {report[label]}', flush=True)
+    metric = getattr(graph, 'metric', 'acc')
+    score = 'ROC-AUC' if metric == 'roc_auc' else 'accuracy'
+    lines = [f'{args.dataset} {json.dumps(args.set)}, `' + shlex.join(
+        ['python', 'benchmarks/diagnose.py',
+         *(sys.argv[1:] if argv is None else argv)]) + '`', '',
+        f'| model | test {score} | with uniform attention | attention '
+        f'entropy / uniform, per layer |', '| --- | --- | --- | --- |']
+    for label, r in report.items():
+        lines.append(f'| {label} | {100 * r["score"]["trained"]:.2f} | '
+                     f'{100 * r["score"]["uniform"]:.2f} | '
+                     + ', '.join(f'{u:.3f}' for u in r['uniformity'])
+                     + ' |')
+    text = '\n'.join(lines) + '\n'
+    atomic_write(osp.join(args.folder, 'attention.md'),
+                 lambda f: f.write(text))
+    atomic_write(osp.join(args.folder, 'attention.json'),
+                 lambda f: json.dump(dict(dataset=args.dataset, set=args.set,
+                                          metric=metric, models=report), f,
+                                     indent=2, allow_nan=False))
+    print(text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--dataset', default='cora')
@@ -278,7 +359,21 @@ def main(argv=None):
     parser.add_argument('--workers', type=int, default=2)
     parser.add_argument('--trace-epochs', default=TRACE_EPOCHS,
                         type=lambda text: tuple(map(int, text.split(','))))
+    parser.add_argument('--set', type=study.set_option, action='append',
+                        default=[], metavar='NAME=VALUE',
+                        help='a Config field for every run (as in study.py)')
+    parser.add_argument('--attention-only', action='store_true',
+                        help='only part 2, for any model and data set: '
+                        'plain (and --method, if given) trained with early '
+                        'stopping on seed/split 0, attention entropy and '
+                        'the score with uniform attention; writes '
+                        '<folder>/attention.md and attention.json')
     args = parser.parse_args(argv)
+    args.set = dict(args.set)
+    if args.attention_only:
+        if args.setting is not None and args.method is None:
+            parser.error('--setting needs --method')
+        return attention_only(args, argv)
     if args.setting is not None:
         if args.method is None:
             parser.error('--setting needs --method')
