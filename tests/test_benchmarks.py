@@ -21,17 +21,22 @@ CASES = {
                           'none, sparse'),
     'bench_threads.py': (['--repeats', '2', '--warmup', '1'],
                          'ct, MKL on 1 thread(s)'),
-    'snippet_from_scratch.py': (['--epochs', '2', '--runs', '2'],
-                                '| 2 | CT (the snippet) |'),
+    'snippet_from_scratch.py': (['--epochs', '2', '--runs', '2',
+                                 '--variant', '0.1:0:1'],
+                                '| 2 | CT λ=0.1, warm-up 0, adversary lr 1× |'),
+    'selection.py': (['--seeds', '2', '--epochs', '3', '--workers', '1'],
+                     'gat-paper'),
 }
 
 
 @pytest.mark.parametrize('script', sorted(CASES))
-def test_benchmark_runs(script, data_root):
+def test_benchmark_runs(script, data_root, tmp_path):
     args, expected = CASES[script]
     if script in ('bench_step.py', 'bench_features.py', 'bench_threads.py',
-                  'snippet_from_scratch.py'):
+                  'snippet_from_scratch.py', 'selection.py'):
         args = [*args, '--root', data_root]
+    if script == 'selection.py':
+        args = [*args, '--folder', str(tmp_path)]
     proc = subprocess.run([sys.executable, osp.join(BENCHMARKS, script),
                            *args], capture_output=True, text=True,
                           timeout=600)
