@@ -451,6 +451,53 @@ class AlignedGATConv(AlignedAttention, GATConv):
                                      return_attention_weights)
 
 
+class AttentionSum(torch.autograd.Function):
+    r"""The attention-weighted sum of messages,
+    :math:`\mathbf{x}^{\prime}_{i,h} = \sum_{e = (j, i)} \alpha_{e,h}
+    \mathbf{x}_{j,h}`, for :obj:`alpha` :math:`(E, H)` and :obj:`x`
+    :math:`(N, H, C)`, computed (forward and backward) over chunks of at
+    most :obj:`CHUNK_ELEMENTS / (H * C)` edges, so that no tensor of shape
+    :math:`(E, H, C)` is ever held: on ogbn-arxiv's 2.5 M edges at
+    :math:`H \cdot C = 750`, PyG's message passing would hold two of 7.4 GB
+    per layer. Call it as :obj:`AttentionSum.apply(alpha, x, edge_index,
+    num_nodes)`."""
+    CHUNK_ELEMENTS = 1 << 25
+
+    @staticmethod
+    def _sum(weight: Tensor, x: Tensor, gather: Tensor, scatter: Tensor,
+             num_nodes: int) -> Tensor:
+        out = x.new_zeros(num_nodes, *x.shape[1:])
+        step = max(1, AttentionSum.CHUNK_ELEMENTS // x[0].numel())
+        for start in range(0, gather.numel(), step):
+            part = slice(start, start + step)
+            out.index_add_(0, scatter[part],
+                           weight[part].unsqueeze(-1) * x[gather[part]])
+        return out
+
+    @staticmethod
+    def forward(ctx, alpha: Tensor, x: Tensor, edge_index: Tensor,
+                num_nodes: int) -> Tensor:
+        ctx.save_for_backward(alpha, x, edge_index)
+        return AttentionSum._sum(alpha, x, edge_index[0], edge_index[1],
+                                 num_nodes)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        alpha, x, edge_index = ctx.saved_tensors
+        src, dst = edge_index
+        grad_alpha = grad_x = None
+        if ctx.needs_input_grad[1]:
+            grad_x = AttentionSum._sum(alpha, grad_out, dst, src, x.size(0))
+        if ctx.needs_input_grad[0]:
+            grad_alpha = torch.empty_like(alpha)
+            step = max(1, AttentionSum.CHUNK_ELEMENTS // x[0].numel())
+            for start in range(0, src.numel(), step):
+                part = slice(start, start + step)
+                grad_alpha[part] = (grad_out[dst[part]] *
+                                    x[src[part]]).sum(dim=-1)
+        return grad_alpha, grad_x, None, None
+
+
 class NormalizedGATConv(AlignedGATConv):
     r"""The graph attentional operator of DGL's ogbn-arxiv example
     (`examples/pytorch/ogb/ogbn-arxiv/gat.py`, the "GAT (norm. adj.)"
@@ -478,7 +525,9 @@ class NormalizedGATConv(AlignedGATConv):
     training mode, :obj:`edge_dropout` leaves a random fraction of the
     edges (:obj:`int(p * E)` of them) out of the softmax and the
     aggregation, drawn anew in every forward pass. The weights are
-    initialized as DGL does (Xavier normal, gain :math:`\sqrt{2}`).
+    initialized as DGL does (Xavier normal, gain :math:`\sqrt{2}`). The
+    aggregation is :class:`AttentionSum` (no tensor of a message per edge,
+    unlike :meth:`propagate`).
 
     Args:
         in_channels (int): Size of each input sample.
@@ -584,8 +633,7 @@ class NormalizedGATConv(AlignedGATConv):
                                                        self.att_dst).sum(-1)
         alpha = self.edge_updater(edge_index, alpha=(alpha_src, alpha_dst),
                                   edge_attr=None, size=(N, N))
-        out = self.propagate(edge_index, x=(h_src, h), alpha=alpha,
-                             size=(N, N))
+        out = AttentionSum.apply(alpha, h_src, edge_index, N)
         if self.normalize:
             out = out * dst_scale.view(-1, 1, 1)
         out = out.view(-1, H * C) if self.concat else out.mean(dim=1)

@@ -16,10 +16,15 @@ import torch
 import torch.nn.functional as F
 
 from torch_geometric.data import Data
+from torch_geometric.utils import scatter
 
 from align_gnn import alignment_loss, training
 from align_gnn.config import Config
-from align_gnn.conv import NormalizedGATConv, adversary_parameters
+from align_gnn.conv import (
+    AttentionSum,
+    NormalizedGATConv,
+    adversary_parameters,
+)
 from align_gnn.models import ArxivGAT, build_arxiv_model, num_parameters
 from align_gnn.recipe import (
     EPSILON,
@@ -371,3 +376,17 @@ def test_cli_bad_recipe_settings(arxiv_root, tmp_path, argv, message):
     result = cli(*argv, '--root', arxiv_root, '--out', tmp_path / 'r.json')
     assert result.returncode == 2, result.stderr
     assert result.stderr.count('\n') == 1 and message in result.stderr
+
+
+def test_attention_sum_against_scatter(monkeypatch):
+    monkeypatch.setattr(AttentionSum, 'CHUNK_ELEMENTS', 8)  # many chunks
+    gen = torch.Generator().manual_seed(0)
+    alpha = torch.rand(9, 2, generator=gen, dtype=torch.double)
+    x = torch.randn(5, 2, 3, generator=gen, dtype=torch.double)
+    alpha.requires_grad_(), x.requires_grad_()
+    out = AttentionSum.apply(alpha, x, EDGE_INDEX, 5)
+    expected = scatter(alpha.unsqueeze(-1) * x[EDGE_INDEX[0]],
+                       EDGE_INDEX[1], dim=0, dim_size=5, reduce='sum')
+    assert torch.allclose(out, expected)
+    assert torch.autograd.gradcheck(
+        lambda a, v: AttentionSum.apply(a, v, EDGE_INDEX, 5), (alpha, x))
