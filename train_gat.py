@@ -5,6 +5,7 @@ several seeds.
 Examples:
     python train_gat.py --dataset cora --align ct --runs 10
     python train_gat.py --dataset citeseer --compare none,ct,mmd --out cs.json
+    python train_gat.py --dataset ogbn-arxiv --align none --labels reuse
     python train_gat.py --dataset ogbn-arxiv --compare none,ct
     torchrun --nproc-per-node 2 train_gat.py --dataset ogbn-arxiv \
         --batch-size 1024 --fanout 15,10,5
@@ -26,7 +27,7 @@ from align_gnn import distributed, interrupts, plots
 from align_gnn.checkpoint import Checkpoint
 from align_gnn.config import DEFAULT_ALIGNMENT, DEVICES, Config, resolve_device
 from align_gnn.data import DATASETS, FEATURES, dataset_name, is_graph_file
-from align_gnn.config import MODELS
+from align_gnn.config import MODELS, OPTIMIZERS
 from align_gnn.conv import ALIGN_OVER
 from align_gnn.models import CONVS, METHODS
 from align_gnn.outputs import (
@@ -42,8 +43,10 @@ from align_gnn.results import (
     format_attack_table,
     format_leaderboard,
     format_table,
+    leaderboard,
     save_results,
 )
+from align_gnn.recipe import LABELS, LOSSES
 from align_gnn.robustness import ATTACKS
 from align_gnn.training import experiment
 
@@ -155,7 +158,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--dataset', type=_dataset, default='cora',
         help='cora, citeseer, pubmed (Planetoid public split, the 2-layer '
         'GAT of PyG examples/gat.py), ogbn-arxiv (OGB time split, OGB '
-        'Evaluator, the 3-layer ArxivGAT), or the path of a graph file '
+        'Evaluator, the GAT recipe of DGL\'s leaderboard entries), or the '
+        'path of a graph file '
         'networkx reads (GraphML, GML, edge list; 2-layer GAT, stratified '
         'random split); minesweeper, tolokers (ROC-AUC), chameleon-filtered, '
         'squirrel-filtered (Platonov et al.\'s data and model, run i on '
@@ -171,18 +175,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'unset: platonov-gat on the heterophilous sets, else gat')
     parser.add_argument(
         '--hidden', type=positive_int, metavar='D',
-        help='platonov-*: width; unset: 512 (the paper; on a CPU try 64)')
+        help='platonov-*: width; unset: 512 (the paper; on a CPU try 64); '
+        'ogbn-arxiv GAT: channels per head; unset: 250')
     parser.add_argument(
         '--heads', type=positive_int,
-        help='platonov-*: attention heads, dividing --hidden; unset: 8')
+        help='platonov-*: attention heads, dividing --hidden; unset: 8; '
+        'ogbn-arxiv GAT: heads of the hidden layers; unset: 3')
     parser.add_argument(
         '--layers', type=positive_int,
         help='platonov-*: attention blocks (the paper chose 1-5 on '
-        'validation); unset: 5')
+        'validation); unset: 5; ogbn-arxiv GAT: layers; unset: 3')
     parser.add_argument(
         '--dropout', type=_number(float, 'a number in [0, 1)',
                                   lambda v: 0 <= v < 1),
-        help='platonov-*: dropout probability; unset: 0.2')
+        help='platonov-*: dropout probability; unset: 0.2; ogbn-arxiv GAT: '
+        'between layers; unset: 0.75')
     parser.add_argument(
         '--k', type=_number(int, 'an integer >= 3', lambda v: v >= 3),
         default=4,
@@ -201,13 +208,49 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'the two samples; heads: per node, its heads\' queries and keys '
         '(the alignment paper\'s code)')
     parser.add_argument(
-        '--selection', type=str.lower, default='acc',
+        '--selection', type=str.lower,
         choices=list(SELECTIONS),
         help='acc: keep the best validation accuracy (ROC-AUC on '
         'minesweeper/tolokers; ties: lower loss), stop --patience epochs '
         'after it; gat-paper: the GAT paper\'s rule (go on while validation '
         'accuracy or loss improves, keep the last epoch where both were '
-        'best)')
+        'best); loss: keep the lowest validation loss (--loss); unset: acc '
+        '(ogbn-arxiv: loss)')
+    parser.add_argument(
+        '--labels', type=str.lower, choices=list(LABELS),
+        help='ogbn-arxiv: input appends the one-hot labels of a random half '
+        'of the training nodes to the features and predicts the other half '
+        '(evaluation: all training labels); reuse also feeds the '
+        'predictions back into the label columns once; unset: input '
+        '(none with --batch-size)')
+    parser.add_argument(
+        '--edge-drop', type=_number(float, 'a number in [0, 1)',
+                                    lambda v: 0 <= v < 1), metavar='P',
+        help='ogbn-arxiv GAT: leave a random share P of the edges out of '
+        'each training step\'s attention softmax, in every layer; unset: '
+        '0.1 (--labels reuse: 0.3)')
+    parser.add_argument(
+        '--norm-adj', action=argparse.BooleanOptionalAction,
+        help='ogbn-arxiv GAT: scale the source features by out-degree^-1/2 '
+        'before the aggregation and the result by in-degree^1/2; unset: '
+        '--norm-adj')
+    parser.add_argument(
+        '--att-dst', action=argparse.BooleanOptionalAction,
+        help='ogbn-arxiv GAT: learn the target attention vector (the '
+        'query); unset: --no-att-dst for none (the recipe), --att-dst for '
+        'the aligned methods (alignment needs the query)')
+    parser.add_argument(
+        '--loss', type=str.lower, choices=list(LOSSES),
+        help='ce: cross-entropy; log-ce: log(eps + CE) - log(eps), eps = '
+        '1 - log 2; unset: ce (ogbn-arxiv: log-ce)')
+    parser.add_argument(
+        '--optimizer', type=str.lower, choices=list(OPTIMIZERS),
+        help='unset: adam (ogbn-arxiv: rmsprop)')
+    parser.add_argument(
+        '--lr-warmup', type=_number(int, 'an integer >= 0',
+                                    lambda v: v >= 0), metavar='EPOCHS',
+        help='raise the learning rate linearly over the first EPOCHS '
+        'epochs (epoch t: lr * t / EPOCHS); unset: 0 (ogbn-arxiv: 50)')
     parser.add_argument(
         '--label-attr', default='label', metavar='NAME',
         help='graph file: the node attribute holding the class')
@@ -282,18 +325,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--epochs', type=positive_int,
         help='maximum number of epochs per run; unset: 1000 (ogbn-arxiv '
-        '500)')
+        '2000)')
     parser.add_argument(
-        '--patience', type=positive_int, default=100,
+        '--patience', type=positive_int,
         help='stop after this many epochs without a better validation '
-        'accuracy (ties broken by validation loss)')
+        'accuracy (ties broken by validation loss; --selection loss: '
+        'without a lower validation loss); unset: 100 (ogbn-arxiv: '
+        '--epochs, no early stopping)')
     parser.add_argument(
         '--lr', type=_number(float, 'a number > 0', lambda v: v > 0),
-        help='Adam learning rate; unset: 0.005 (PubMed 0.01)')
+        help='learning rate; unset: 0.005 (PubMed 0.01, ogbn-arxiv 0.002, '
+        'the heterophilous sets 3e-5)')
     parser.add_argument(
         '--weight-decay', type=_number(float, 'a number >= 0',
                                        lambda v: v >= 0),
-        help='Adam weight decay; unset: 5e-4 (PubMed 1e-3, ogbn-arxiv 0)')
+        help='weight decay; unset: 5e-4 (PubMed 1e-3, ogbn-arxiv and the '
+        'heterophilous sets 0)')
     parser.add_argument(
         '--root', help='data root; unset: $ALIGN_GNN_DATA, else datasets/')
     parser.add_argument(
@@ -418,7 +465,10 @@ def _main(args: argparse.Namespace, argv: Optional[List[str]],
             model=args.model, hidden=args.hidden, heads=args.heads,
             layers=args.layers, dropout=args.dropout, k=args.k,
             edge_noise=args.edge_noise, align_over=args.align_over,
-            selection=args.selection)
+            selection=args.selection, optimizer=args.optimizer,
+            lr_warmup=args.lr_warmup, loss=args.loss, labels=args.labels,
+            edge_drop=args.edge_drop, norm_adj=args.norm_adj,
+            att_dst=args.att_dst)
         path = args.out or default_output_path(config)
         _check_outputs(args, config, path, locks)
         distributed.init(resolve_device(config.device).type ==
@@ -448,6 +498,8 @@ def _main(args: argparse.Namespace, argv: Optional[List[str]],
     if not main_process:
         return 0
     results['command'] = command(argv)
+    if config.dataset == 'ogbn-arxiv':
+        results['leaderboard'] = leaderboard(results)
     save_results(results, path)
     failed = results.get('failed', [])
     if len(results['runs']):
@@ -460,7 +512,7 @@ def _main(args: argparse.Namespace, argv: Optional[List[str]],
         if config.attack:
             print(format_attack_table(results['summary']))
         if config.dataset == 'ogbn-arxiv':
-            print(format_leaderboard(results))
+            print(format_leaderboard(results['leaderboard']))
     for record in failed:
         print(f'error: {record["reason"]}', file=sys.stderr)
     print(f'results written to {path}'

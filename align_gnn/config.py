@@ -15,12 +15,14 @@ from align_gnn.robustness import ATTACKS
 from align_gnn.conv import ALIGN_OVER
 from align_gnn.data.heterophilous import NAMES as HETEROPHILOUS, NUM_SPLITS
 from align_gnn.hetero_models import PLATONOV_DEFAULTS, PLATONOV_MODELS
+from align_gnn.recipe import LABELS, LOSSES
 from align_gnn.selection import SELECTIONS
 
 MODELS = ('gat', *PLATONOV_MODELS)  # gat: the data set's own GAT
 DENSE = (*HETEROPHILOUS, 'dictionary-lookup')  # dense features by default
 
 DEVICES = ('auto', 'cpu', 'cuda')
+OPTIMIZERS = ('adam', 'rmsprop')
 SUPERGAT_LOSS_WEIGHT = 4.0  # as in PyG's examples/super_gat.py
 # The alignment settings: lambda, keys and queries sampled per layer, CT's
 # rho, the adversaries' width and learning-rate scale; their library
@@ -51,21 +53,28 @@ RECOMMENDED_ALIGNMENT: Dict[str, Dict[str, Dict]] = {
 
 
 def default_hyperparameters(dataset: str) -> Dict:
-    r"""The defaults for :obj:`dataset`: learning rate, weight decay,
-    maximum epochs, the neighbour sample sizes per layer (:obj:`fanout`) and,
-    for the two-layer :class:`~align_gnn.models.GAT`, the number of output
-    heads. Planetoid and graph files follow PyG's `examples/gat.py` for
-    Cora; ogbn-arxiv follows OGB's arxiv examples (no weight decay, 500
-    epochs) with :class:`~align_gnn.models.ArxivGAT`'s 3 layers (not tuned
-    here: the data set is not on this project's machines)."""
+    r"""The defaults for :obj:`dataset`: optimizer, learning rate and its
+    warm-up, weight decay, loss, maximum epochs, model selection, labels as
+    input, the neighbour sample sizes per layer (:obj:`fanout`) and, for the
+    two-layer :class:`~align_gnn.models.GAT`, the number of output heads.
+    Planetoid and graph files follow PyG's `examples/gat.py` for Cora;
+    ogbn-arxiv follows DGL's leaderboard recipe (RMSprop, lr 0.002 warmed
+    up over 50 epochs, no weight decay, loss :math:`\log(\epsilon +
+    \mathrm{CE}) - \log\epsilon`, 2000 epochs, the lowest validation loss,
+    labels as input, edge dropout 0.1, normalized adjacency) with
+    :class:`~align_gnn.models.ArxivGAT`."""
     name = dataset_name(dataset)
+    common = dict(optimizer='adam', lr_warmup=0, loss='ce', selection='acc',
+                  labels='none')
     if dataset.lower() in HETEROPHILOUS:  # Platonov et al.'s
-        return dict(lr=3e-5, weight_decay=0.0, epochs=1000, fanout=(10, 10),
-                    output_heads=1, model='platonov-gat')
+        return dict(common, lr=3e-5, weight_decay=0.0, epochs=1000,
+                    fanout=(10, 10), output_heads=1, model='platonov-gat')
     if name == 'ogbn-arxiv':
-        return dict(lr=0.005, weight_decay=0.0, epochs=500,
-                    fanout=(15, 10, 5))
-    defaults = dict(lr=0.005, weight_decay=5e-4, epochs=1000,
+        return dict(optimizer='rmsprop', lr=0.002, lr_warmup=50,
+                    weight_decay=0.0, loss='log-ce', epochs=2000,
+                    selection='loss', labels='input', fanout=(15, 10, 5),
+                    norm_adj=True)
+    defaults = dict(common, lr=0.005, weight_decay=5e-4, epochs=1000,
                     fanout=(10, 10), output_heads=1, model='gat')
     if name == 'PubMed':
         defaults.update(lr=0.01, weight_decay=0.001, output_heads=8)
@@ -108,10 +117,13 @@ class Config:
         runs (int): Number of seeds :obj:`seed, seed + 1, ...`.
         seed (int): The first seed.
         epochs (int, optional): Maximum number of epochs.
-        patience (int): Epochs without a better validation accuracy (or an
-            equal one with a lower validation loss) before stopping.
-        lr (float, optional): Adam learning rate.
-        weight_decay (float, optional): Adam weight decay.
+        patience (int, optional): Epochs without a better validation
+            accuracy (or an equal one with a lower validation loss; with
+            :obj:`selection="loss"`, without a lower validation loss) before
+            stopping; unset, :obj:`100` (ogbn-arxiv: :obj:`epochs`, no early
+            stopping, as the recipe).
+        lr (float, optional): Learning rate.
+        weight_decay (float, optional): Weight decay.
         device (str): :obj:`"auto"`, :obj:`"cpu"` or :obj:`"cuda"`.
         features (str, optional): Node feature layout, :obj:`"dense"` or
             :obj:`"sparse"` (see :func:`~align_gnn.data.prepare_data`);
@@ -148,6 +160,29 @@ class Config:
         keys_queries (bool): Record a PCA of sampled keys and queries of the
             first seed's trained model (see
             :func:`~align_gnn.diagnostics.key_query_pca`).
+        selection (str, optional): The model selection rule (see
+            :func:`~align_gnn.selection.make_selection`).
+        optimizer (str, optional): :obj:`"adam"` or :obj:`"rmsprop"`.
+        lr_warmup (int, optional): Epochs of linear learning-rate warm-up
+            (see :func:`~align_gnn.schedule.learning_rate`).
+        loss (str, optional): :obj:`"ce"` or :obj:`"log-ce"` (see
+            :func:`~align_gnn.recipe.loss_function`).
+        labels (str, optional): ogbn-arxiv: :obj:`"none"`, :obj:`"input"`
+            (labels as input) or :obj:`"reuse"` (and label reuse, see
+            :class:`~align_gnn.recipe.LabelInput`); unset, :obj:`"input"`
+            full-batch, :obj:`"none"` with :obj:`batch_size`.
+        edge_drop (float, optional): ogbn-arxiv GAT: the edge dropout of
+            :class:`~align_gnn.conv.NormalizedGATConv`; unset, :obj:`0.1`
+            (:obj:`0.3` with label reuse).
+        norm_adj (bool, optional): ogbn-arxiv GAT: the symmetric degree
+            normalization of :class:`~align_gnn.conv.NormalizedGATConv`;
+            unset, :obj:`True`.
+        att_dst (bool, optional): ogbn-arxiv GAT: learn the target attention
+            vector (the query); unset, only with alignment (see
+            :func:`~align_gnn.models.build_arxiv_model`).
+
+            The defaults are the data set's (see
+            :func:`default_hyperparameters`).
     """
     dataset: str = 'cora'
     methods: Sequence[str] = ('ct', )
@@ -157,7 +192,7 @@ class Config:
     runs: int = 10
     seed: int = 0
     epochs: Optional[int] = None
-    patience: int = 100
+    patience: Optional[int] = None
     lr: Optional[float] = None
     weight_decay: Optional[float] = None
     device: str = 'auto'
@@ -186,7 +221,15 @@ class Config:
     k: int = 4
     edge_noise: float = 0.0
     align_over: str = 'nodes'
-    selection: str = 'acc'
+    selection: Optional[str] = None
+    # Issue 19 (DGL's ogbn-arxiv recipe, see align_gnn/recipe.py):
+    optimizer: Optional[str] = None
+    lr_warmup: Optional[int] = None
+    loss: Optional[str] = None
+    labels: Optional[str] = None
+    edge_drop: Optional[float] = None
+    norm_adj: Optional[bool] = None
+    att_dst: Optional[bool] = None
 
     def __post_init__(self):
         if self.dataset.lower() in DATASETS:
@@ -197,14 +240,19 @@ class Config:
                  and len(set(self.methods)) == len(self.methods), 'methods',
                  f'distinct names from {", ".join(METHODS)}', self.methods)
         defaults = default_hyperparameters(self.dataset)
-        for name in ('lr', 'weight_decay', 'epochs', 'fanout'):
+        for name in ('lr', 'weight_decay', 'epochs', 'fanout', 'optimizer',
+                     'lr_warmup', 'loss', 'selection'):
             if getattr(self, name) is None:
                 setattr(self, name, defaults[name])
+        if self.patience is None:
+            self.patience = (self.epochs if self.dataset == 'ogbn-arxiv' else
+                             100)
         if self.features is None:
             self.features = 'sparse' if (self.dataset != 'ogbn-arxiv' and
                                          self.dataset not in DENSE and
                                          self.batch_size is None) else 'dense'
         self._check_issue16(defaults)
+        self._check_recipe(defaults)
         for name in ('runs', 'epochs', 'patience'):
             _require(getattr(self, name) >= 1, name, '>= 1',
                      getattr(self, name))
@@ -294,6 +342,40 @@ class Config:
             _require(self.runs <= NUM_SPLITS, 'runs',
                      f'at most {NUM_SPLITS} on {self.dataset} (run i uses '
                      f'fixed split i of {NUM_SPLITS})', self.runs)
+
+    def _check_recipe(self, defaults: Dict):
+        _require(self.optimizer in OPTIMIZERS, 'optimizer',
+                 f'one of {OPTIMIZERS}', self.optimizer)
+        _require(self.loss in LOSSES, 'loss', f'one of {LOSSES}', self.loss)
+        _require(self.lr_warmup >= 0, 'lr_warmup', '>= 0', self.lr_warmup)
+        if self.labels is None:
+            self.labels = (defaults['labels'] if self.batch_size is None else
+                           'none')
+        _require(self.labels in LABELS, 'labels', f'one of {LABELS}',
+                 self.labels)
+        arxiv = self.dataset == 'ogbn-arxiv'
+        _require(arxiv or self.labels == 'none', 'labels',
+                 f"'none' on {self.dataset} (labels as input belong to the "
+                 f"ogbn-arxiv recipe)", self.labels)
+        _require(self.batch_size is None or self.labels == 'none', 'labels',
+                 "'none' with batch_size (labels as input train "
+                 "full-batch)", self.labels)
+        recipe = arxiv and self.model == 'gat'
+        for name in ('edge_drop', 'norm_adj', 'att_dst'):
+            _require(recipe or getattr(self, name) is None, name,
+                     'unset except for the ogbn-arxiv GAT (--dataset '
+                     'ogbn-arxiv --model gat)', getattr(self, name))
+        _require(self.att_dst is not False or not any(
+            method in DIVERGENCES for method in self.methods), 'att_dst',
+            'True or unset with alignment (the query it aligns)',
+            self.att_dst)
+        if recipe:
+            if self.edge_drop is None:
+                self.edge_drop = 0.3 if self.labels == 'reuse' else 0.1
+            if self.norm_adj is None:
+                self.norm_adj = defaults['norm_adj']
+            _require(0 <= self.edge_drop < 1, 'edge_drop', 'in [0, 1)',
+                     self.edge_drop)
 
     def alignment(self, method: str) -> Dict:
         r"""The alignment settings (:data:`ALIGNMENT_SETTINGS`) of

@@ -1,8 +1,8 @@
 r"""The models: the two-layer GAT of PyG's `examples/gat.py` for Planetoid
-and a deeper GAT for ogbn-arxiv, with plain, aligned or peer attention
-layers."""
+and the GAT of DGL's ogbn-arxiv leaderboard example, with plain, aligned or
+peer attention layers."""
 from functools import partial
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,7 @@ from align_gnn.conv import (
     AlignedGATConv,
     AlignedGATv2Conv,
     AlignedTransformerConv,
+    NormalizedGATConv,
     adversary_parameters,  # noqa: F401 (re-exported)
     quiet_sparse_csr,
 )
@@ -143,28 +144,32 @@ def num_parameters(model: torch.nn.Module) -> int:
 
 
 class ArxivGAT(torch.nn.Module):
-    r"""A deeper graph attention network for ogbn-arxiv, in the spirit of
-    the GAT examples for it in OGB and DGL: input dropout, then
-    :obj:`num_layers` attention layers, each with a linear residual
-    connection; between layers batch normalization, ReLU and dropout. Hidden
-    layers concatenate their heads, the last averages them.
+    r"""The GAT of DGL's ogbn-arxiv example
+    (`examples/pytorch/ogb/ogbn-arxiv/gat.py`, the "GAT (norm. adj.)"
+    entries of the OGB leaderboard): input dropout, then :obj:`num_layers`
+    attention layers, each with a bias-free linear residual connection;
+    between layers batch normalization, ReLU and dropout. Hidden layers
+    concatenate :obj:`heads` heads, the last has one head and a bias per
+    class. With 128 features plus 40 label columns and 40 classes, and
+    :class:`~align_gnn.conv.NormalizedGATConv` without :math:`\mathbf{a}_t`,
+    it has DGL's 1,441,580 parameters.
 
     Args:
         in_channels (int): Size of each input sample.
         out_channels (int): Number of classes.
         conv (callable): Builds a layer from
-            :obj:`(in_channels, out_channels, heads=, concat=, dropout=)`.
+            :obj:`(in_channels, out_channels, heads=, concat=, bias=)`,
+            e.g. :class:`~align_gnn.conv.NormalizedGATConv`.
         hidden_channels (int, optional): Channels per hidden head.
-            (default: :obj:`64`)
-        heads (int, optional): Number of heads per layer. (default: :obj:`3`)
+            (default: :obj:`250`)
+        heads (int, optional): Number of heads of the hidden layers.
+            (default: :obj:`3`)
         num_layers (int, optional): Number of attention layers.
             (default: :obj:`3`)
         dropout (float, optional): Dropout probability between layers.
-            (default: :obj:`0.5`)
+            (default: :obj:`0.75`)
         input_dropout (float, optional): Dropout probability of the input
             features. (default: :obj:`0.1`)
-        attention_dropout (float, optional): Dropout probability of the
-            attention coefficients. (default: :obj:`0.1`)
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F_{in})`,
@@ -172,9 +177,9 @@ class ArxivGAT(torch.nn.Module):
         - **output:** logits :math:`(|\mathcal{V}|, F_{out})`
     """
     def __init__(self, in_channels: int, out_channels: int, conv: Callable,
-                 hidden_channels: int = 64, heads: int = 3,
-                 num_layers: int = 3, dropout: float = 0.5,
-                 input_dropout: float = 0.1, attention_dropout: float = 0.1):
+                 hidden_channels: int = 250, heads: int = 3,
+                 num_layers: int = 3, dropout: float = 0.75,
+                 input_dropout: float = 0.1):
         super().__init__()
         self.dropout = dropout
         self.input_dropout = input_dropout
@@ -186,16 +191,21 @@ class ArxivGAT(torch.nn.Module):
             in_size = in_channels if i == 0 else width
             self.convs.append(
                 conv(in_size, out_channels if last else hidden_channels,
-                     heads=heads, concat=not last,
-                     dropout=attention_dropout))
+                     heads=1 if last else heads, concat=not last, bias=last))
             self.skips.append(
                 Linear(in_size, out_channels if last else width, bias=False))
             if not last:
                 self.norms.append(BatchNorm1d(width))
+        self.reset_parameters()
 
     def reset_parameters(self):
-        for module in (*self.convs, *self.skips, *self.norms):
+        r"""Resets the layers; the residual weights as DGL's (Xavier
+        normal, gain :math:`\sqrt{2}`)."""
+        for module in (*self.convs, *self.norms):
             module.reset_parameters()
+        for skip in self.skips:
+            torch.nn.init.xavier_normal_(
+                skip.weight, gain=torch.nn.init.calculate_gain('relu'))
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         x = dropout_features(x, self.input_dropout, self.training)
@@ -210,13 +220,32 @@ class ArxivGAT(torch.nn.Module):
 def build_arxiv_model(method: str, in_channels: int, out_channels: int,
                       num_samples: int = 256, rho: float = 0.5,
                       conv: str = 'gat', adversary_channels: int = 32,
-                      align_over: str = 'nodes', **kwargs) -> ArxivGAT:
-    r"""The :class:`ArxivGAT` with the layers of :obj:`method` and
-    :obj:`conv` (see :func:`layer_factory`); :obj:`kwargs` go to
+                      align_over: str = 'nodes',
+                      att_dst: Optional[bool] = None,
+                      edge_dropout: float = 0.1, normalize: bool = True,
+                      **kwargs) -> ArxivGAT:
+    r"""The :class:`ArxivGAT` of :obj:`method`: for :obj:`"none"` and the
+    divergences with :obj:`conv="gat"`,
+    :class:`~align_gnn.conv.NormalizedGATConv` layers with
+    :obj:`edge_dropout` and :obj:`normalize`, aligned with the divergence
+    :obj:`method`; :obj:`att_dst` unset, without the target attention
+    vector for :obj:`"none"` (DGL's recipe) and with it for the
+    divergences (the query that alignment needs). Other methods and layers
+    are those of :func:`layer_factory`. :obj:`kwargs` go to
     :class:`ArxivGAT`."""
-    return ArxivGAT(in_channels, out_channels,
-                    layer_factory(method, num_samples, rho, conv,
-                                  adversary_channels, align_over), **kwargs)
+    if conv != 'gat' or method not in ('none', *DIVERGENCES):
+        layer = layer_factory(method, num_samples, rho, conv,
+                              adversary_channels, align_over)
+    else:
+        aligned = method in DIVERGENCES
+        layer = partial(NormalizedGATConv,
+                        att_dst=aligned if att_dst is None else att_dst,
+                        edge_dropout=edge_dropout, normalize=normalize,
+                        divergence=method if aligned else None,
+                        num_samples=num_samples, rho=rho,
+                        adversary_channels=adversary_channels,
+                        align_over=align_over)
+    return ArxivGAT(in_channels, out_channels, layer, **kwargs)
 
 
 def num_layers(model: torch.nn.Module) -> int:

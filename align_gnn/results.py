@@ -21,7 +21,7 @@ import align_gnn
 from align_gnn import distributed
 from align_gnn.config import Config
 from align_gnn.data import is_graph_file
-from align_gnn.reproducibility import reproducibility_settings
+from align_gnn.reproducibility import cpu_model, reproducibility_settings
 
 
 @dataclass
@@ -188,30 +188,73 @@ def _percent(cell: Dict[str, float]) -> str:
     return f'{100 * cell["mean"]:.2f} ± {100 * cell["std"]:.2f}'
 
 
-def format_leaderboard(results: Dict) -> str:
-    r"""The figures of an OGB leaderboard entry per method: test and
-    validation accuracy (OGB Evaluator; mean ± unbiased standard deviation
-    over runs, each run's model taken at its best validation accuracy), the
-    number of parameters (the adversaries' included) and the ogb version and
-    command, if :obj:`results` holds them."""
-    summary = results['summary']
-    seeds = sorted({run['seed'] for run in results['runs']})
-    lines = [f'{results["dataset"]}: {len(seeds)} run(s) per method, seeds '
-             f'{seeds[0]}-{seeds[-1]}; each run\'s model at its best '
-             f'validation accuracy; accuracies from the OGB Evaluator, mean '
-             f'± unbiased std']
-    for method, s in summary.items():
+SELECTED_AT = {'acc': 'its best validation accuracy',
+               'gat-paper': "the GAT paper's rule",
+               'loss': 'its lowest validation loss'}
+
+
+def hardware(device: str) -> str:
+    r"""The hardware a run on :obj:`device` (:obj:`"cpu"`, :obj:`"cuda"`,
+    :obj:`"cuda:0"`, ...) used, as the OGB leaderboard asks for it: the GPU's
+    name and memory, or the CPU's model and thread count."""
+    if device.startswith('cuda'):
+        props = torch.cuda.get_device_properties(torch.device(device))
+        return f'{props.name} ({props.total_memory / 2**30:.0f} GB GPU)'
+    return f'{cpu_model()} ({torch.get_num_threads()} threads, CPU)'
+
+
+def leaderboard(results: Dict) -> Dict[str, Dict]:
+    r"""Per method, the fields of an OGB leaderboard submission: test and
+    validation accuracy (OGB Evaluator; mean and unbiased standard
+    deviation over runs), the number of parameters (all that training
+    needs, the adversary's included, and without them), the seeds, the
+    selection rule, whether extra data is used, the hardware, the ogb
+    version, the date and the exact command."""
+    config, seeds = results['config'], sorted(
+        {run['seed'] for run in results['runs']})
+    entries = {}
+    for method, s in results['summary'].items():
         if s.get('runs') == 0:
             continue
-        adversary = (f' (incl. {s["adversary_params"]:,} of the adversary)'
-                     if s['adversary_params'] else '')
-        lines.append(
-            f'  {method:<12} Test {s["test_acc_mean"]:.4f} ± '
-            f'{s["test_acc_std"]:.4f}   Validation {s["val_acc_mean"]:.4f} ± '
-            f'{s["val_acc_std"]:.4f}   #Params {s["params"]:,}{adversary}')
-    lines.append(f'  ogb {results["environment"]["ogb"]}'
-                 + (f'; command: {results["command"]}'
-                    if 'command' in results else ''))
+        entries[method] = dict(
+            dataset=results['dataset'], method=method,
+            runs=sum(run['method'] == method for run in results['runs']),
+            seeds=seeds, test_acc_mean=s['test_acc_mean'],
+            test_acc_std=s['test_acc_std'], val_acc_mean=s['val_acc_mean'],
+            val_acc_std=s['val_acc_std'], params=s['params'],
+            params_without_adversary=s['params'] - s['adversary_params'],
+            selected_at=SELECTED_AT[config['selection']], ext_data=False,
+            hardware=hardware(config['device']),
+            ogb=results['environment']['ogb'],
+            date=time.strftime('%Y-%m-%d'), command=results.get('command'))
+    return entries
+
+
+def format_leaderboard(entries: Dict[str, Dict]) -> str:
+    r"""The entries of :func:`leaderboard` as the OGB leaderboard's
+    submission asks for them, one block per method."""
+    lines = []
+    for method, e in entries.items():
+        params = f'{e["params"]:,}'
+        if e['params'] != e['params_without_adversary']:
+            params += (f' ({e["params_without_adversary"]:,} without the '
+                       f'adversary)')
+        lines += [
+            f'OGB leaderboard entry: {e["dataset"]}, method {method}',
+            f'  Test Accuracy        {e["test_acc_mean"]:.4f} ± '
+            f'{e["test_acc_std"]:.4f}',
+            f'  Validation Accuracy  {e["val_acc_mean"]:.4f} ± '
+            f'{e["val_acc_std"]:.4f}',
+            f'  #Params              {params}',
+            f'  Ext. data            {"Yes" if e["ext_data"] else "No"}',
+            f'  Hardware             {e["hardware"]}',
+            f'  Runs                 {e["runs"]} (seeds {e["seeds"][0]}-'
+            f'{e["seeds"][-1]}), each run\'s model at {e["selected_at"]}; '
+            f'OGB Evaluator, mean ± unbiased std',
+            f'  ogb                  {e["ogb"]}',
+            f'  Date                 {e["date"]}']
+        if e['command']:
+            lines.append(f'  Command              {e["command"]}')
     return '\n'.join(lines)
 
 

@@ -2,12 +2,13 @@ r"""Model selection on the validation curve: which epoch's weights to keep
 and when to stop. :class:`BestAccuracy` is this project's rule (the best
 validation accuracy, ties broken by the validation loss, stopping
 :obj:`patience` epochs after the last improvement); :class:`GATPaperRule`
-is the rule of the GAT paper's code (PetarV-/GAT, :file:`execute_cora.py`).
+is the rule of the GAT paper's code (PetarV-/GAT, :file:`execute_cora.py`);
+:class:`LowestLoss` that of DGL's ogbn-arxiv recipe.
 """
 import math
 from typing import Dict, Tuple
 
-SELECTIONS = ('acc', 'gat-paper')
+SELECTIONS = ('acc', 'gat-paper', 'loss')
 
 
 class BestAccuracy:
@@ -65,12 +66,27 @@ class GATPaperRule(BestAccuracy):
         return keep, False
 
 
+class LowestLoss(BestAccuracy):
+    r"""Keeps the epoch with the lowest validation loss (DGL's ogbn-arxiv
+    recipe); stops once :obj:`patience` epochs have passed without one."""
+    def step(self, val_acc: float, val_loss: float) -> Tuple[bool, bool]:
+        self.epoch += 1
+        if val_loss < self.best_loss:
+            self.best_acc, self.best_loss = val_acc, val_loss
+            self.best_epoch = self.epoch
+            return True, False
+        return False, self.epoch - self.best_epoch >= self.patience
+
+
 def make_selection(name: str, patience: int) -> BestAccuracy:
     r"""The rule :obj:`name` (:obj:`"acc"`: :class:`BestAccuracy`,
-    :obj:`"gat-paper"`: :class:`GATPaperRule`)."""
+    :obj:`"gat-paper"`: :class:`GATPaperRule`, :obj:`"loss"`:
+    :class:`LowestLoss`)."""
     if name == 'acc':
         return BestAccuracy(patience)
     if name == 'gat-paper':
         return GATPaperRule(patience)
+    if name == 'loss':
+        return LowestLoss(patience)
     raise ValueError(f"'selection' must be one of {SELECTIONS} "
                      f"(got {name!r})")

@@ -11,7 +11,8 @@ import math
 import time
 import warnings
 from dataclasses import asdict
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import (Callable, Dict, Iterable, List, Optional, Sequence,
+                    Tuple, Union)
 
 import torch
 import torch.nn.functional as F
@@ -64,9 +65,10 @@ from align_gnn.models import (
     num_parameters,
 )
 from align_gnn.results import RunResult, environment, summarize
+from align_gnn.recipe import LabelInput, add_label_features, loss_function
 from align_gnn.reproducibility import single_threaded_blas
 from align_gnn.robustness import robustness
-from align_gnn.schedule import alignment_weight
+from align_gnn.schedule import alignment_weight, learning_rate
 
 log = logging.getLogger('align_gnn')
 
@@ -129,20 +131,33 @@ def _supergat_loss(model: torch.nn.Module) -> Tensor:
 def make_model(method: str, data: Data, config: Config) -> torch.nn.Module:
     r"""The model of :obj:`method` for :obj:`config.dataset`:
     :class:`~align_gnn.models.GAT` for Planetoid,
-    :class:`~align_gnn.models.ArxivGAT` for ogbn-arxiv, with
-    :obj:`data.num_features` inputs and :obj:`data.num_classes` outputs."""
+    :class:`~align_gnn.models.ArxivGAT` for ogbn-arxiv (DGL's recipe, input
+    dropout 0.25 with label reuse; :obj:`config.hidden` channels per head,
+    :obj:`config.heads`, :obj:`config.layers` and :obj:`config.dropout`
+    where set), with :obj:`data.num_features` inputs
+    (plus :obj:`data.num_classes` with labels as input) and
+    :obj:`data.num_classes` outputs."""
     setting = config.alignment(method)
     options = (setting['align_samples'], setting['rho'], config.conv,
                setting['adversary_channels'], config.align_over)
+    in_channels = data.num_features + (data.num_classes
+                                       if config.labels != 'none' else 0)
     if config.model in PLATONOV_MODELS:
         return build_platonov_model(
-            config.model, method, data.num_features, data.num_classes,
+            config.model, method, in_channels, data.num_classes,
             *options[:4], hidden=config.hidden, heads=config.heads,
             layers=config.layers, dropout=config.dropout,
             align_over=config.align_over)
     if config.dataset == 'ogbn-arxiv':
-        return build_arxiv_model(method, data.num_features, data.num_classes,
-                                 *options)
+        return build_arxiv_model(
+            method, in_channels, data.num_classes, *options,
+            att_dst=config.att_dst, edge_dropout=config.edge_drop,
+            normalize=config.norm_adj,
+            input_dropout=0.25 if config.labels == 'reuse' else 0.1,
+            **{name: value for name, value in (
+                ('hidden_channels', config.hidden), ('heads', config.heads),
+                ('num_layers', config.layers), ('dropout', config.dropout))
+               if value is not None})
     output_heads = default_hyperparameters(config.dataset)['output_heads']
     return build_model(method, data.num_features, data.num_classes,
                        output_heads, *options)
@@ -152,15 +167,22 @@ def make_model(method: str, data: Data, config: Config) -> torch.nn.Module:
 
 
 def train_epoch(model: torch.nn.Module, data: Data,
-                optimizer: torch.optim.Optimizer,
-                align_weight: float) -> Tuple[Tensor, Tensor]:
-    r"""One full-batch step on cross-entropy plus :func:`auxiliary_loss`;
-    returns the loss and the (unweighted) alignment loss, detached 0-dim
-    tensors (reading them is left to the caller, as it waits for the
-    device)."""
+                optimizer: torch.optim.Optimizer, align_weight: float,
+                labels: Optional[LabelInput] = None,
+                loss_fn=F.cross_entropy) -> Tuple[Tensor, Tensor]:
+    r"""One full-batch step on :obj:`loss_fn` (cross-entropy) of the
+    training nodes (with :obj:`labels` as input, of those whose labels are
+    not input) plus :func:`auxiliary_loss`; returns the loss and the
+    (unweighted) alignment loss, detached 0-dim tensors (reading them is
+    left to the caller, as it waits for the device)."""
     model.train()
-    return _step(model, optimizer, data.x, data.edge_index, data.y,
-                 data.train_mask, align_weight)
+    if labels is None:
+        def forward():
+            return model(data.x, data.edge_index), data.train_mask
+    else:
+        def forward():
+            return labels.train_forward(model, data)
+    return _step(model, optimizer, forward, data.y, align_weight, loss_fn)
 
 
 def train_epoch_minibatch(
@@ -169,30 +191,35 @@ def train_epoch_minibatch(
     optimizer: torch.optim.Optimizer,
     align_weight: float,
     device: torch.device,
+    loss_fn=F.cross_entropy,
 ) -> Tuple[Tensor, Tensor]:
     r"""One pass over the neighbour-sampled subgraphs of :obj:`loader` (see
-    :func:`neighbor_loader`), a step per subgraph on the cross-entropy of
-    its :obj:`batch_size` seed nodes plus :func:`auxiliary_loss` of its
+    :func:`neighbor_loader`), a step per subgraph on :obj:`loss_fn`
+    (cross-entropy) of its :obj:`batch_size` seed nodes plus
+    :func:`auxiliary_loss` of its
     aligned layers; returns the mean loss and alignment loss over steps, as
     :func:`train_epoch`."""
     model.train()
     total = torch.zeros(2, device=device)
     for steps, batch in enumerate(loader, start=1):
         batch = batch.to(device)
-        total += torch.stack(_step(model, optimizer, batch.x,
-                                   batch.edge_index, batch.y,
-                                   slice(0, batch.batch_size), align_weight))
+        total += torch.stack(_step(
+            model, optimizer, lambda: (model(batch.x, batch.edge_index),
+                                       slice(0, batch.batch_size)),
+            batch.y, align_weight, loss_fn))
     loss, align = total / steps
     return loss, align
 
 
-def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: Tensor,
-          edge_index: Tensor, y: Tensor, target: Union[Tensor, slice],
-          align_weight: float) -> Tuple[Tensor, Tensor]:
+def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+          forward: Callable[[], Tuple[Tensor, Union[Tensor, slice]]],
+          y: Tensor, align_weight: float,
+          loss_fn: Callable) -> Tuple[Tensor, Tensor]:
+    # `forward()`: the logits and the nodes of the loss.
     optimizer.zero_grad()
-    out = model(x, edge_index)
+    out, target = forward()
     align = alignment_loss(model)
-    loss = F.cross_entropy(out[target], y[target])
+    loss = loss_fn(out[target], y[target])
     loss = loss + align_weight * align + _supergat_loss(model)
     loss.backward()
     optimizer.step()
@@ -229,17 +256,23 @@ def require_neighbor_sampling():
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: Data,
-             evaluator: Optional[Evaluator] = None) -> Dict[str, float]:
-    r"""Accuracy and mean negative log-likelihood on the train, validation
-    and test nodes (keys :obj:`"train_acc"`, :obj:`"train_nll"`, ...) and
-    the test expected calibration error (:obj:`"test_ece"`), from one
-    full-graph forward pass. Accuracies are :obj:`evaluator`'s, if given
+             evaluator: Optional[Evaluator] = None,
+             labels: Optional[LabelInput] = None,
+             loss_fn: Callable = F.cross_entropy) -> Dict[str, float]:
+    r"""Accuracy, mean negative log-likelihood and :obj:`loss_fn` on the
+    train, validation and test nodes (keys :obj:`"train_acc"`,
+    :obj:`"train_nll"`, :obj:`"train_loss"`, ...) and the test expected
+    calibration error (:obj:`"test_ece"`), from one full-graph forward pass
+    (with :obj:`labels`, the training labels as input, see
+    :meth:`~align_gnn.recipe.LabelInput.eval_forward`). Accuracies are
+    :obj:`evaluator`'s, if given
     (e.g. :class:`ogb.nodeproppred.Evaluator`). On a graph whose
     :obj:`metric` is :obj:`"roc_auc"` (two classes), the :obj:`"*_acc"`
     entries hold the ROC-AUC of the logit difference instead (see
     :func:`~align_gnn.metrics.roc_auc`)."""
     model.eval()
-    out = model(data.x, data.edge_index)
+    out = (model(data.x, data.edge_index) if labels is None else
+           labels.eval_forward(model, data))
     metrics = {}
     for split in ('train', 'val', 'test'):
         mask = data[f'{split}_mask']
@@ -254,6 +287,7 @@ def evaluate(model: torch.nn.Module, data: Data,
                                         'y_pred': pred.view(-1, 1)})['acc'])
         metrics[f'{split}_acc'] = acc
         metrics[f'{split}_nll'] = float(F.cross_entropy(logits, y))
+        metrics[f'{split}_loss'] = float(loss_fn(logits, y))
     bins = reliability_bins(out[data.test_mask].softmax(dim=-1),
                             data.y[data.test_mask])
     metrics['test_ece'], metrics['test_bins'] = bins_ece(bins), bins
@@ -286,19 +320,33 @@ def run(data: Data, method: str, seed: int, config: Config,
 
 def make_optimizer(model: torch.nn.Module, config: Config,
                    method: str) -> torch.optim.Optimizer:
-    r"""Adam over every parameter of :obj:`model` (of :obj:`method`) with
-    :obj:`config.lr` and :obj:`config.weight_decay`; the adversaries'
-    parameters (see :func:`~align_gnn.adversary_parameters`) form a
-    second group with the learning rate :obj:`config.lr` times the
-    method's :obj:`adversary_lr_scale` (see
-    :meth:`~align_gnn.config.Config.alignment`)."""
+    r"""Adam or RMSprop (:obj:`config.optimizer`) over every parameter of
+    :obj:`model` (of :obj:`method`) with :obj:`config.lr` and
+    :obj:`config.weight_decay`; the adversaries' parameters (see
+    :func:`~align_gnn.adversary_parameters`) form a second group with the
+    learning rate :obj:`config.lr` times the method's
+    :obj:`adversary_lr_scale` (see
+    :meth:`~align_gnn.config.Config.alignment`). Each group keeps its
+    learning rate after warm-up as :obj:`"initial_lr"` (see
+    :func:`set_learning_rate`)."""
     adversary = adversary_parameters(model)
-    groups = [dict(params=model_parameters(model))]
+    groups = [dict(params=model_parameters(model), initial_lr=config.lr)]
     if adversary:
         scale = config.alignment(method)['adversary_lr_scale']
-        groups.append(dict(params=adversary, lr=config.lr * scale))
-    return torch.optim.Adam(groups, lr=config.lr,
-                            weight_decay=config.weight_decay)
+        groups.append(dict(params=adversary, lr=config.lr * scale,
+                           initial_lr=config.lr * scale))
+    optimizer = (torch.optim.RMSprop if config.optimizer == 'rmsprop' else
+                 torch.optim.Adam)
+    return optimizer(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, epoch: int,
+                      warmup: int):
+    r"""Sets each group's learning rate for epoch :obj:`epoch` (from
+    :obj:`1`) of a linear warm-up over :obj:`warmup` epochs to its
+    :obj:`"initial_lr"` (see :func:`~align_gnn.schedule.learning_rate`)."""
+    for group in optimizer.param_groups:
+        group['lr'] = learning_rate(epoch, group['initial_lr'], warmup)
 
 
 def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
@@ -346,6 +394,9 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
     optimizer = make_optimizer(module, config, method)
     align_weight = (config.alignment(method)['align_weight']
                     if method in DIVERGENCES else 0.0)
+    labels = (None if config.labels == 'none' else LabelInput(
+        data.num_classes, reuse=int(config.labels == 'reuse')))
+    loss_fn = loss_function(config.loss)
 
     best_acc, best_nll, best_epoch, best_state = -1.0, math.inf, 0, None
     selection = make_selection(config.selection, config.patience)
@@ -374,11 +425,13 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
     for epoch in interrupts.deferring(bar):
         weight = alignment_weight(epoch - 1, align_weight,
                                   config.align_warmup)
+        set_learning_rate(optimizer, epoch, config.lr_warmup)
         if loader is None:
-            losses = train_epoch(model, full, optimizer, weight)
+            losses = train_epoch(model, full, optimizer, weight, labels,
+                                 loss_fn)
         else:
             losses = train_epoch_minibatch(model, loader, optimizer, weight,
-                                           device)
+                                           device, loss_fn)
         curves.append(distributed.mean(torch.stack(losses)))
         what = non_finite(curves[-1], module)
         if what is not None:
@@ -386,13 +439,13 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
             raise NonFiniteError(method, seed, epoch, what)
         distributed.sync_buffers(module)
         metrics = distributed.broadcast_object(
-            evaluate(module, full, evaluator) if distributed.is_main() else
-            None)
-        val_acc, val_nll = metrics['val_acc'], metrics['val_nll']
+            evaluate(module, full, evaluator, labels, loss_fn)
+            if distributed.is_main() else None)
+        val_acc, val_loss = metrics['val_acc'], metrics['val_loss']
         val_accs.append(val_acc)
-        keep, stop = selection.step(val_acc, val_nll)
+        keep, stop = selection.step(val_acc, val_loss)
         if keep:
-            best_acc, best_nll, best_epoch = val_acc, val_nll, epoch
+            best_acc, best_nll, best_epoch = val_acc, val_loss, epoch
             best_state = {k: v.clone() for k, v in module.state_dict().items()}
         elif stop:
             break
@@ -413,7 +466,7 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
 
     module.load_state_dict(best_state)
     metrics = distributed.broadcast_object(
-        _final_metrics(module, full, evaluator, seed, config)
+        _final_metrics(module, full, evaluator, seed, config, labels)
         if distributed.is_main() else None)
     train_loss, align_loss = torch.stack(curves).t().tolist()
     return RunResult(method=method, seed=seed, val_acc=metrics['val_acc'],
@@ -433,8 +486,13 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
 
 def _final_metrics(model: torch.nn.Module, data: Data,
                    evaluator: Optional[Evaluator], seed: int,
-                   config: Config) -> Dict:
-    metrics = evaluate(model, data, evaluator)
+                   config: Config, labels: Optional[LabelInput]) -> Dict:
+    metrics = evaluate(model, data, evaluator, labels)
+    if labels is not None:  # the attack and the PCA see the eval features
+        data = data.clone()
+        data.x = add_label_features(data.x, data.y,
+                                    data.train_mask.nonzero().view(-1),
+                                    data.num_classes)
     metrics['attack'] = {} if config.attack is None else robustness(
         model, data, config.budgets, config.attack, config.attack_epochs,
         seed)

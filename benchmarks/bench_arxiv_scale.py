@@ -1,14 +1,18 @@
-r"""Time and peak memory of one training epoch of ArxivGAT on a random graph
+r"""Time and peak memory of one training epoch of the ogbn-arxiv GAT (DGL's
+leaderboard recipe, :class:`~align_gnn.models.ArxivGAT`) on a random graph
 of ogbn-arxiv's size (169,343 nodes, 1,166,243 citations made undirected,
-128 features, 40 classes), full-batch against neighbour-sampled minibatches,
-for plain and aligned attention. The graph is random (no arXiv data here), so
-this measures cost, not accuracy. Each setting runs in its own process so
-that peak memory (max RSS) is its own. Minibatch epochs are projected from
-the mean time of the first --steps steps (an epoch has about 89 of them at
-batch size 1024).
+128 features, 40 classes), full-batch (labels as input, one training step
+and one evaluation per epoch, as :func:`~align_gnn.training.fit` runs them)
+against neighbour-sampled minibatches (labels not input), for plain and
+aligned attention, on the CPU or on CUDA. The graph is random (no arXiv data
+here), so this measures cost, not accuracy. Each setting runs in its own
+process so that peak memory (max RSS on the CPU, the allocator's peak on
+CUDA) is its own. Minibatch epochs are projected from the mean time of the
+first --steps steps (an epoch has about 89 of them at batch size 1024).
+Prints the expected wall time of the 10-seed, 2000-epoch submission.
 
-    python benchmarks/bench_arxiv_scale.py
-    python benchmarks/bench_arxiv_scale.py --methods none --batch-size 1024
+    python benchmarks/bench_arxiv_scale.py --methods none --batch-size 0
+    python benchmarks/bench_arxiv_scale.py --device cuda --epochs 5
 """
 import argparse
 import json
@@ -23,98 +27,130 @@ from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
 from align_gnn import training
-from align_gnn.config import Config
+from align_gnn.config import Config, resolve_device
 from align_gnn.divergences import DIVERGENCES
+from align_gnn.models import num_parameters
+from align_gnn.recipe import LabelInput, loss_function
+from align_gnn.reproducibility import single_threaded_blas
+from align_gnn.results import hardware
 
 NUM_NODES, NUM_EDGES, NUM_FEATURES, NUM_CLASSES = 169_343, 1_166_243, 128, 40
 
 
-def random_arxiv(seed: int = 0) -> Data:
+def random_arxiv(num_nodes: int = NUM_NODES, num_edges: int = NUM_EDGES,
+                 seed: int = 0) -> Data:
     gen = torch.Generator().manual_seed(seed)
-    edge_index = torch.randint(NUM_NODES, (2, NUM_EDGES), generator=gen)
-    split = torch.rand(NUM_NODES, generator=gen)
-    return Data(x=torch.randn(NUM_NODES, NUM_FEATURES, generator=gen),
-                edge_index=to_undirected(edge_index, num_nodes=NUM_NODES),
-                y=torch.randint(NUM_CLASSES, (NUM_NODES, ), generator=gen),
+    edge_index = torch.randint(num_nodes, (2, num_edges), generator=gen)
+    split = torch.rand(num_nodes, generator=gen)
+    return Data(x=torch.randn(num_nodes, NUM_FEATURES, generator=gen),
+                edge_index=to_undirected(edge_index, num_nodes=num_nodes),
+                y=torch.randint(NUM_CLASSES, (num_nodes, ), generator=gen),
                 train_mask=split < 0.54, val_mask=(split >= 0.54) &
                 (split < 0.72), test_mask=split >= 0.72,
                 num_classes=NUM_CLASSES)
 
 
-def one_setting(method: str, batch_size: int, epochs: int,
-                steps: int) -> dict:
-    graph = random_arxiv()
+def one_setting(method: str, batch_size: int, epochs: int, steps: int,
+                device: str, num_nodes: int, num_edges: int) -> dict:
+    single_threaded_blas()  # as training.fit runs
+    device = resolve_device(device)
+    graph = random_arxiv(num_nodes, num_edges)
     config = Config(dataset='ogbn-arxiv', methods=[method],
-                    epochs=epochs, patience=epochs, device='cpu',
-                    batch_size=batch_size or None)
+                    device=device.type, batch_size=batch_size or None)
     torch.manual_seed(0)
-    model = training.make_model(method, graph, config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    model = training.make_model(method, graph, config).to(device)
+    optimizer = training.make_optimizer(model, config, method)
     weight = (config.alignment(method)['align_weight']
               if method in DIVERGENCES else 0.0)
+    labels = (None if config.labels == 'none' else LabelInput(NUM_CLASSES))
+    loss_fn = loss_function(config.loss)
+    data = graph.to(device)
+
+    def sync():
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
+
+    train_s, eval_s = [], []
     if batch_size:
         loader = training.neighbor_loader(
             graph, graph.train_mask.nonzero().view(-1), config.fanout,
             batch_size)
-    seconds = []
-    if batch_size:
         batches = iter(loader)
         for _ in range(steps):
             start = time.perf_counter()
             training.train_epoch_minibatch(model, [next(batches)], optimizer,
-                                           weight, torch.device('cpu'))
-            seconds.append(time.perf_counter() - start)
-        epoch_s = sum(seconds) / steps * len(loader)
-    else:
-        for _ in range(epochs):
+                                           weight, device, loss_fn)
+            sync()
+            train_s.append(time.perf_counter() - start)
+        train_s = [sum(train_s) / steps * len(loader)]
+        epochs = 1
+    for _ in range(epochs):
+        if not batch_size:
             start = time.perf_counter()
-            training.train_epoch(model, graph, optimizer, weight)
-            seconds.append(time.perf_counter() - start)
-        epoch_s = min(seconds)
-    start = time.perf_counter()
-    training.evaluate(model, graph)
-    return dict(method=method, batch_size=batch_size, epoch_s=epoch_s,
-                eval_s=time.perf_counter() - start,
-                peak_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss /
-                2**20)
+            training.train_epoch(model, data, optimizer, weight, labels,
+                                 loss_fn)
+            sync()
+            train_s.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        training.evaluate(model, data, None, labels, loss_fn)
+        sync()
+        eval_s.append(time.perf_counter() - start)
+    peak = (torch.cuda.max_memory_allocated(device) if device.type == 'cuda'
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return dict(method=method, batch_size=batch_size, train_s=min(train_s),
+                eval_s=min(eval_s), epoch_s=min(train_s) + min(eval_s),
+                peak_gib=peak / 2**30, params=num_parameters(model),
+                hardware=hardware(str(device)))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--methods', default='none,ct')
     parser.add_argument('--batch-size', type=int, default=1024,
-                        help='minibatch size to compare with full-batch')
+                        help='minibatch size to compare with full-batch '
+                        '(0: full-batch only)')
     parser.add_argument('--epochs', type=int, default=2,
                         help='full-batch epochs (the best is reported)')
     parser.add_argument('--steps', type=int, default=5,
                         help='minibatch steps timed to project an epoch')
+    parser.add_argument('--device', default='auto',
+                        choices=['auto', 'cpu', 'cuda'])
+    parser.add_argument('--nodes', type=int, default=NUM_NODES)
+    parser.add_argument('--edges', type=int, default=NUM_EDGES,
+                        help='directed edges drawn, then made undirected')
     parser.add_argument('--one', nargs=2, metavar=('METHOD', 'BATCH_SIZE'),
                         help=argparse.SUPPRESS)  # a child process
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(one_setting(args.one[0], int(args.one[1]),
-                                     args.epochs, args.steps)))
+                                     args.epochs, args.steps, args.device,
+                                     args.nodes, args.edges)))
         return
     rows = []
     for method in args.methods.split(','):
-        for batch_size in (0, args.batch_size):
+        for batch_size in dict.fromkeys((0, args.batch_size)):
             out = subprocess.run(
                 [sys.executable, __file__, '--epochs', str(args.epochs),
-                 '--steps', str(args.steps), '--one', method,
-                 str(batch_size)],
+                 '--steps', str(args.steps), '--device', args.device,
+                 '--nodes', str(args.nodes), '--edges', str(args.edges),
+                 '--one', method, str(batch_size)],
                 check=True, capture_output=True, text=True).stdout
             rows.append(json.loads(out.splitlines()[-1]))
-    print(f'ArxivGAT on a random graph of ogbn-arxiv\'s size, CPU, '
-          f'{torch.get_num_threads()} threads; full-batch: best of '
-          f'{args.epochs} epoch(s); minibatch: epoch projected from '
-          f'{args.steps} steps:')
-    print(f'{"method":<8}{"training":>16}{"s/epoch":>10}{"eval s":>9}'
-          f'{"peak GiB":>10}')
+    print(f'ogbn-arxiv GAT recipe on a random graph of {args.nodes:,} '
+          f'nodes and {args.edges:,} edges, {rows[0]["hardware"]}; '
+          f'full-batch: best of {args.epochs} '
+          f'epoch(s) (a training step with labels as input and an '
+          f'evaluation); minibatch: epoch projected from {args.steps} steps:')
+    print(f'{"method":<8}{"#params":>11}{"training":>18}{"train s":>9}'
+          f'{"eval s":>8}{"s/epoch":>9}{"peak GiB":>10}{"10 x 2000 epochs":>18}')
     for row in rows:
         mode = (f'batches of {row["batch_size"]}' if row['batch_size'] else
                 'full-batch')
-        print(f'{row["method"]:<8}{mode:>16}{row["epoch_s"]:>10.1f}'
-              f'{row["eval_s"]:>9.1f}{row["peak_gib"]:>10.2f}')
+        total = 10 * 2000 * row['epoch_s'] / 3600
+        print(f'{row["method"]:<8}{row["params"]:>11,}{mode:>18}'
+              f'{row["train_s"]:>9.2f}{row["eval_s"]:>8.2f}'
+              f'{row["epoch_s"]:>9.2f}{row["peak_gib"]:>10.2f}'
+              f'{total:>16.1f} h')
 
 
 if __name__ == '__main__':

@@ -16,7 +16,7 @@ from align_gnn.data import load_dataset
 root, out = sys.argv[1:3]
 config = Config(dataset='ogbn-arxiv', methods=['ct'], epochs=12,
                 patience=1000, batch_size=64, fanout=[5, 5, 5],
-                align_samples=32, device='cpu')
+                align_samples=32, device='cpu', hidden=32, lr_warmup=0)
 distributed.init(cuda=False)
 with distributed.main_first():
     data = load_dataset(config.dataset, root)

@@ -9,6 +9,9 @@ import pytest
 BENCHMARKS = osp.join(osp.dirname(osp.dirname(__file__)), 'benchmarks')
 
 CASES = {
+    'bench_arxiv_scale.py': (['--nodes', '300', '--edges', '1500',
+                              '--epochs', '1', '--batch-size', '0'],
+                             'full-batch'),
     'bench_layer.py': (['--sizes', '300:1500:32', '--repeats', '3'],
                        'AlignedGATConv(divergence=None)'),
     'bench_step.py': (['--repeats', '2', '--warmup', '1'], 'supergat'),

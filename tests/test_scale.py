@@ -36,10 +36,13 @@ def run(*args, launcher=(sys.executable, ), timeout=300,
 
 
 def test_arxiv_leaderboard_report(arxiv_root, tmp_path):
+    # The recipe's own pieces: tests/test_recipe.py. Here, what the results
+    # file holds per run and method.
     out = tmp_path / 'arxiv.json'
     argv = ['--dataset', 'ogbn-arxiv', '--root', arxiv_root, '--compare',
-            'none,ct', '--runs', '2', '--epochs', '12', '--align-samples',
-            '32', '--quiet', '--out', out]
+            'none,ct', '--runs', '2', '--epochs', '12', '--hidden', '16',
+            '--lr-warmup', '0',  # 12 epochs: no time to warm up
+            '--align-samples', '32', '--quiet', '--out', out]
     result = run('train_gat.py', *argv)
     assert result.returncode == 0, result.stderr
     results = json.loads(out.read_text())
@@ -49,14 +52,14 @@ def test_arxiv_leaderboard_report(arxiv_root, tmp_path):
     assert results['command'] == 'python train_gat.py ' + ' '.join(
         map(str, argv))
     config = results['config']
-    assert config['lr'] == 0.005 and config['weight_decay'] == 0.0
+    assert config['lr'] == 0.002 and config['weight_decay'] == 0.0
     assert config['features'] == 'dense' and config['batch_size'] is None
     assert [(r['method'], r['seed']) for r in results['runs']] == [
         ('none', 0), ('ct', 0), ('none', 1), ('ct', 1)]
     for run_ in results['runs']:
-        # The model chosen at the best validation accuracy of its run:
+        # All epochs run (no early stopping); the model chosen at the best
+        # validation loss of its run (the accuracy is that epoch's):
         history = run_['history']
-        assert run_['val_acc'] == max(history['val_acc'])
         assert history['val_acc'][run_['best_epoch'] - 1] == run_['val_acc']
         assert len(history['train_loss']) == run_['epochs'] == 12
     for method in ('none', 'ct'):
@@ -69,32 +72,24 @@ def test_arxiv_leaderboard_report(arxiv_root, tmp_path):
 
     # Every trained parameter counts, the adversary's included:
     graph = load_dataset('ogbn-arxiv', arxiv_root)
-    ct_config = Config(dataset='ogbn-arxiv', methods=['ct'])
+    ct_config = Config(dataset='ogbn-arxiv', methods=['ct'], hidden=16)
     ct = training.make_model('ct', graph, ct_config)
     plain = training.make_model('none', graph, ct_config)
+    query = sum(conv.att_dst.numel() for conv in ct.convs)
     assert results['summary']['ct']['params'] == sum(
         p.numel() for p in ct.parameters())
     assert results['summary']['ct']['adversary_params'] == (
-        results['summary']['ct']['params'] -
+        results['summary']['ct']['params'] - query -
         sum(p.numel() for p in plain.parameters())) > 0
     assert results['summary']['none']['adversary_params'] == 0
-
-    ct_summary = results['summary']['ct']
-    assert (f'ct           Test {ct_summary["test_acc_mean"]:.4f} ± '
-            f'{ct_summary["test_acc_std"]:.4f}   Validation '
-            f'{ct_summary["val_acc_mean"]:.4f} ± '
-            f'{ct_summary["val_acc_std"]:.4f}   #Params '
-            f'{ct_summary["params"]:,} (incl. '
-            f'{ct_summary["adversary_params"]:,} of the adversary)'
-            ) in result.stdout
-    assert f'ogb {ogb.__version__}; command: python train_gat.py' in (
-        result.stdout)
+    assert 'OGB leaderboard entry: ogbn-arxiv, method ct' in result.stdout
     assert 'seeds 0-1' in result.stdout
 
 
 def test_arxiv_defaults():
     config = Config(dataset='ogbn-arxiv', methods=['ct'])
-    assert config.runs == 10 and config.seed == 0 and config.epochs == 500
+    assert config.runs == 10 and config.seed == 0 and config.epochs == 2000
+    assert config.patience == 2000 and config.selection == 'loss'
     assert config.fanout == [15, 10, 5] and config.features == 'dense'
     model = build_arxiv_model('ct', 128, 40)
     assert num_layers(model) == 3
@@ -107,7 +102,8 @@ def test_minibatch_close_to_full_batch(tmp_path):
     for batch_size in (None, 256):
         config = Config(dataset='ogbn-arxiv', methods=['none'],
                         epochs=30, patience=1000, device='cpu',
-                        batch_size=batch_size, fanout=[10, 10, 10])
+                        batch_size=batch_size, fanout=[10, 10, 10],
+                        labels='none', hidden=32, lr_warmup=0)
         test_acc[batch_size] = [
             training.run(graph, 'none', seed, config).test_acc
             for seed in range(2)
