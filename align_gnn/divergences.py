@@ -481,14 +481,13 @@ class SinkhornDivergence(Module):
 def _gaussian_mixture(dist: Tensor, factors: Tuple[float, ...],
                       slope_scale: float) -> Tuple[Tensor, Tensor]:
     r"""For scaled distances :math:`d` :math:`(B, M, N)` (consumed), the sums
-    :math:`\sum_{ij} \sum_f \exp(-f d_{ij})` :math:`(B,)` and
-    :obj:`slope_scale` times the negated derivative
-    :math:`\sum_f f \exp(-f d)` :math:`(B, M, N)`. Where every factor is a
-    power of two, one exponential and repeated squaring give them all
+    :math:`\sum_{ij} \sum_f \exp(-f d_{ij})` :math:`(B,)` and the negated
+    derivative times :obj:`slope_scale`,
+    :math:`s \sum_f f \exp(-f d)` :math:`(B, M, N)`. Where every factor is
+    a power of two, one exponential and repeated squaring give them all
     (:math:`\exp(-2fd) = \exp(-fd)^2`)."""
-    powers = [math.log2(f) for f in factors]
     total, slope = 0, None
-    if all(p.is_integer() for p in powers):
+    if all(math.log2(f).is_integer() for f in factors):
         factors = sorted(factors)
         power = dist.mul_(-factors[0]).exp_()
         for previous, factor in zip([factors[0]] + factors, factors):
@@ -516,9 +515,9 @@ def _mmd(query: Tensor, key: Tensor, bandwidths: Tuple[float, ...]) -> Tensor:
     # sums of weighted distances (`_weighted_sq_dist`) whose weights are the
     # derivatives of the kernel means with respect to the distances.
     M, N = query.size(1), key.size(1)
-    q, k = query.detach(), key.detach()
-    dist_qq, dist_kk = _pairwise_sq_dist(q, q), _pairwise_sq_dist(k, k)
-    dist_qk = _pairwise_sq_dist(q, k)
+    dist_qq = _pairwise_sq_dist(query, query)
+    dist_kk = _pairwise_sq_dist(key, key)
+    dist_qk = _pairwise_sq_dist(query, key)
     median, index = dist_qk.flatten(1).median(dim=1)
     heads = torch.arange(query.size(0), device=query.device)
     median = _with_grad(median, (query[heads, index // N] -

@@ -275,7 +275,8 @@ def reference_sinkhorn(query, key, blur=0.1, num_iter=30):
     cost_qk = cost(query, key)
     scale = cost_qk.mean((1, 2), keepdim=True)
     return (entropic_ot(cost_qk / scale, num_iter, False) -
-            0.5 * entropic_ot(cost(query, query) / scale, num_iter // 3, True) -
+            0.5 * entropic_ot(cost(query, query) / scale, num_iter // 3,
+                              True) -
             0.5 * entropic_ot(cost(key, key) / scale, num_iter // 3, True))
 
 
