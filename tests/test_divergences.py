@@ -1,3 +1,4 @@
+import math
 import warnings
 
 import pytest
@@ -198,10 +199,11 @@ def pooled_mmd(query, key, bandwidths=(0.25, 0.5, 1.0, 2.0, 4.0)):
             2 * kernel[:, :m, m:].mean((1, 2)))
 
 
-def value_and_grads(divergence, query, key):
+def value_and_grads(divergence, query, key, params=None):
     query, key = query.clone().requires_grad_(), key.clone().requires_grad_()
     value = divergence(query, key)
-    params = getattr(divergence, 'parameters', list)()
+    if params is None:
+        params = getattr(divergence, 'parameters', list)()
     return value, torch.autograd.grad(value.sum(), [query, key, *params])
 
 
@@ -233,6 +235,77 @@ def test_sinkhorn_matches_pot(dtype, shift):
     for grad, expected_grad in zip(grads, expected_grads):
         assert (grad - expected_grad).abs().max() < (
             0.05 * expected_grad.abs().max())
+
+
+def reference_ct(divergence, query, key):
+    # CT as first written: the (H, M, N) cosines and plans under autograd.
+    m, rho = query.size(1), divergence.rho
+    critic = torch.nn.functional.normalize(
+        divergence.critic(torch.cat([query, key], 1)), dim=-1)
+    navigator = divergence.navigator(torch.cat([query, key], 1))
+    cos = critic[:, :m] @ critic[:, m:].transpose(1, 2)
+    logits = (navigator[:, :m] / navigator.size(-1)**0.5 @
+              navigator[:, m:].transpose(1, 2))
+    forward = (logits.softmax(dim=2) * cos).sum(2).mean(1)
+    backward = (logits.softmax(dim=1) * cos).sum(1).mean(1)
+    return 1 - rho * forward - (1 - rho) * backward
+
+
+def reference_sinkhorn(query, key, blur=0.1, num_iter=30):
+    # Sinkhorn as first written: every iteration in the log domain, the
+    # plan's gradient under autograd.
+    def cost(x, y):
+        return (x.unsqueeze(2) - y.unsqueeze(1)).pow(2).sum(-1)
+
+    def entropic_ot(cost, num_iter, symmetric):
+        log_kernel = cost.detach() / -blur
+        (B, M, N), lse = log_kernel.shape, torch.logsumexp
+        u, v = log_kernel.new_zeros(B, M), log_kernel.new_zeros(B, N)
+        for _ in range(num_iter):
+            if symmetric:
+                u = v = 0.5 * (u - math.log(M) -
+                               lse(log_kernel + u.unsqueeze(1), 2))
+            else:
+                u = -math.log(M) - lse(log_kernel + v.unsqueeze(1), 2)
+                v = -math.log(N) - lse(log_kernel + u.unsqueeze(2), 1)
+        plan = (log_kernel + u.unsqueeze(2) + v.unsqueeze(1)).exp()
+        dual = blur * (u.mean(1) + v.mean(1) + 1 - plan.sum((1, 2)))
+        return dual + (plan * (cost - cost.detach())).sum((1, 2))
+
+    cost_qk = cost(query, key)
+    scale = cost_qk.mean((1, 2), keepdim=True)
+    return (entropic_ot(cost_qk / scale, num_iter, False) -
+            0.5 * entropic_ot(cost(query, query) / scale, num_iter // 3,
+                              True) -
+            0.5 * entropic_ot(cost(key, key) / scale, num_iter // 3, True))
+
+
+@pytest.mark.parametrize('name', ['ct', 'sinkhorn', 'mmd'])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('heads, m, n', [(1, 256, 256), (8, 256, 256),
+                                         (3, 64, 48), (2, 5, 7)])
+def test_matches_reference(name, dtype, heads, m, n):
+    # The values and gradients (the adversaries' included) of the
+    # divergences, which compute their (H, M, N) matrices without autograd,
+    # against the plain autograd formulas.
+    torch.manual_seed(0)
+    divergence = resolve_divergence(name, heads, CHANNELS).to(dtype)
+    reference = {
+        'ct': lambda q, k: reference_ct(divergence, q, k),
+        'sinkhorn': reference_sinkhorn,
+        'mmd': pooled_mmd,
+    }[name]
+    query = torch.randn(heads, m, CHANNELS, dtype=dtype)
+    key = torch.randn(heads, n, CHANNELS, dtype=dtype) + 0.5
+    value, grads = value_and_grads(divergence, query, key)
+    params = list(divergence.parameters())
+    expected, expected_grads = value_and_grads(
+        reference, query, key, params)
+    tol = 1e-4 if dtype == torch.float32 else 1e-9
+    assert torch.allclose(value, expected, rtol=tol, atol=tol)
+    for grad, expected_grad in zip(grads, expected_grads):
+        assert torch.allclose(grad, expected_grad, rtol=tol,
+                              atol=tol * expected_grad.abs().max())
 
 
 @pytest.mark.parametrize('name, cases', [

@@ -421,6 +421,7 @@ def test_conv_warns_once_on_non_finite_input():
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         conv(x, edge_index)  # finite: silent
+        conv(torch.full((5, 4), 3e38), edge_index)  # finite, the sum is not
         conv.eval()
         conv(x.clone().fill_(math.nan), edge_index)  # eval: not checked
     conv.train()
