@@ -14,7 +14,6 @@ The divergences of :mod:`align_gnn.divergences` are batched over their
 first dimension, which here holds the nodes; their adversaries (built for
 one "head") are shared by all nodes: their batch-1 parameters are expanded
 to the :math:`m` nodes, so gradients add up over nodes."""
-import torch
 from torch import Tensor
 from torch.func import functional_call
 from torch.nn import Module

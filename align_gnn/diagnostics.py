@@ -59,21 +59,22 @@ def key_query_pca(model: torch.nn.Module, data: Data, num_samples: int = 256,
 
 
 @torch.no_grad()
-def layer_inputs(
+def layer_arguments(
     model: torch.nn.Module,
     data: Data,
     layers: List[Tuple[str, torch.nn.Module]],
-) -> Dict[str, Tensor]:
-    r"""The node features each of the named :obj:`layers` of :obj:`model`
-    receives in one evaluation-mode forward pass on the full graph."""
-    inputs = {}
+) -> Dict[str, Tuple[Tensor, ...]]:
+    r"""The node features and edge indices each of the named :obj:`layers`
+    of :obj:`model` receives in one evaluation-mode forward pass on the full
+    graph (a model may add self-loops before a layer)."""
+    arguments = {}
 
-    def keep_input(name: str):
+    def keep(name: str):
         def hook(module, args):
-            inputs[name] = args[0]
+            arguments[name] = args[:2]
         return hook
 
-    hooks = [layer.register_forward_pre_hook(keep_input(name))
+    hooks = [layer.register_forward_pre_hook(keep(name))
              for name, layer in layers]
     model.eval()
     try:
@@ -81,7 +82,18 @@ def layer_inputs(
     finally:
         for hook in hooks:
             hook.remove()
-    return inputs
+    return arguments
+
+
+def layer_inputs(
+    model: torch.nn.Module,
+    data: Data,
+    layers: List[Tuple[str, torch.nn.Module]],
+) -> Dict[str, Tensor]:
+    r"""The node features each of the named :obj:`layers` of :obj:`model`
+    receives (see :func:`layer_arguments`)."""
+    return {name: args[0]
+            for name, args in layer_arguments(model, data, layers).items()}
 
 
 def _pca_2d(keys: Tensor, queries: Tensor):

@@ -17,7 +17,6 @@ from torch_geometric.nn import (
 )
 
 from align_gnn.conv import (
-    AlignedAttention,
     AlignedGATConv,
     AlignedGATv2Conv,
     AlignedTransformerConv,

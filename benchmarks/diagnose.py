@@ -48,7 +48,10 @@ from align_gnn import AlignedGATConv, alignment_loss, training  # noqa: E402
 from align_gnn.config import Config, default_hyperparameters  # noqa: E402
 from align_gnn.conv import sample_rows  # noqa: E402
 from align_gnn.data import select_split  # noqa: E402
-from align_gnn.diagnostics import key_query_pca  # noqa: E402
+from align_gnn.diagnostics import (  # noqa: E402
+    key_query_pca,
+    layer_arguments,
+)
 from align_gnn.divergences import resolve_divergence  # noqa: E402
 from align_gnn.models import GAT  # noqa: E402
 from align_gnn.results import atomic_write  # noqa: E402
@@ -146,29 +149,6 @@ def attention_layers(model: torch.nn.Module) -> List:
     Transformer layers, plain or aligned)."""
     return [(name, module) for name, module in model.named_modules()
             if isinstance(module, ATTENTION)]
-
-
-def layer_arguments(model: torch.nn.Module, data,
-                    layers: List) -> Dict[str, Tuple]:
-    r"""The node features and edges each of the named :obj:`layers`
-    receives in one evaluation-mode forward pass (a model may add
-    self-loops before a layer)."""
-    arguments = {}
-
-    def keep(name: str):
-        def hook(module, args):
-            arguments[name] = args[:2]
-        return hook
-
-    hooks = [layer.register_forward_pre_hook(keep(name))
-             for name, layer in layers]
-    model.eval()
-    try:
-        model(data.x, data.edge_index)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return arguments
 
 
 def trace(data, method: str, setting: Dict, seed: int, dataset: str,
