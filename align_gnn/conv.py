@@ -78,6 +78,7 @@ class AlignedAttention:
     read the source and target features)."""
     divergence: Optional[Module]
     check_finite = True  # see `_warn_non_finite`
+    check_finite_every = 8  # training passes between two checks
 
     @staticmethod
     def _resolve(divergence: Union[str, Module, None], heads: int,
@@ -113,6 +114,7 @@ class AlignedAttention:
         self._query_sample: Optional[Tensor] = None
         self._warned_non_finite = False
         self._finite_pending = None  # CUDA: (pinned flag, event)
+        self._finite_calls = 0
 
     def reset_parameters(self):
         super().reset_parameters()
@@ -151,10 +153,13 @@ class AlignedAttention:
 
     def _warn_non_finite(self, x: Union[Tensor, OptPairTensor]):
         # In training mode, a RuntimeWarning (once per layer) if the input
-        # holds NaN or inf, which would reach the loss and the parameters.
-        # On CPU a pass over the input (no device to wait for); on CUDA the
-        # flag is copied without blocking and read at a later forward pass
-        # once it is there (no host synchronization).
+        # holds NaN or inf, which would reach the loss and the parameters,
+        # checked on the first training pass and every `check_finite_every`
+        # passes after (a pass over the input costs about 1 % of a Cora
+        # layer's step: measured in benchmarks/bench_layer.py). On CPU a
+        # read of the input (no device to wait for); on CUDA the flag is
+        # copied without blocking and read at a later forward pass once it
+        # is there (no host synchronization).
         if self._warned_non_finite or torch.compiler.is_compiling():
             return
         pending = self._finite_pending
@@ -162,6 +167,9 @@ class AlignedAttention:
             self._finite_pending = None
             if not bool(pending[0]):
                 return self._non_finite_warning()
+        self._finite_calls += 1
+        if (self._finite_calls - 1) % self.check_finite_every:
+            return
         values = [x] if isinstance(x, Tensor) else [v for v in x
                                                     if v is not None]
         for value in values:

@@ -420,17 +420,24 @@ def test_conv_warns_once_on_non_finite_input():
     x, edge_index = torch.randn(5, 4), torch.tensor([[0, 1, 2], [1, 2, 3]])
     with warnings.catch_warnings():
         warnings.simplefilter('error')
-        conv(x, edge_index)  # finite: silent
-        conv(torch.full((5, 4), 3e38), edge_index)  # finite, the sum is not
+        # Pass 1 (checked): finite, though the sum is not.
+        conv(torch.full((5, 4), 3e38), edge_index)
+        conv(x, edge_index)  # pass 2
         conv.eval()
         conv(x.clone().fill_(math.nan), edge_index)  # eval: not checked
     conv.train()
     x[2, 1] = math.inf
-    with pytest.warns(RuntimeWarning, match="input 'x' holds NaN or inf"):
-        conv(x, edge_index)
+    # Checked on training passes 1, 9, 17, ...: passes 3 to 8 are not.
     with warnings.catch_warnings():
         warnings.simplefilter('error')
-        conv(x, edge_index)  # once
+        for _ in range(3, 9):
+            conv(x, edge_index)
+    with pytest.warns(RuntimeWarning, match="input 'x' holds NaN or inf"):
+        conv(x, edge_index)  # pass 9
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        for _ in range(conv.check_finite_every + 1):
+            conv(x, edge_index)  # once
     sparse = AlignedGATConv(4, 2, divergence=None)
     with pytest.warns(RuntimeWarning, match='NaN or inf'):
         sparse(x.to_sparse_csr(), edge_index)
