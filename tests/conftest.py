@@ -1,8 +1,10 @@
+import fcntl
 import shutil
 from pathlib import Path
 
 import pytest
 
+from align_gnn.data import load_dataset
 from align_gnn.data.planetoid import raw_paths
 
 REPO = Path(__file__).resolve().parents[1]
@@ -13,13 +15,25 @@ def has_raw(root: Path, name: str) -> bool:
     return all(Path(path).is_file() for path in raw_paths(name, root))
 
 
+def processed_once(root: Path, names) -> Path:
+    r"""Loads the data sets :obj:`names` from :obj:`root` under a blocking
+    lock, so that parallel test processes (pytest-xdist) sharing the
+    repository's `datasets/` never write its `processed/` files at once:
+    the first processes them, the others then read them."""
+    with open(root / '.tests.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        for name in names:
+            load_dataset(name.replace('_', '-'), str(root))
+    return root
+
+
 @pytest.fixture(scope='session')
 def data_root(tmp_path_factory) -> Path:
     r"""A data root holding Cora and CiteSeer: the repository's `datasets/`
     if CI filled it, else a copy of `../shared/datasets`."""
     names = ('Cora', 'CiteSeer')
     if all(has_raw(REPO / 'datasets', name) for name in names):
-        return REPO / 'datasets'
+        return processed_once(REPO / 'datasets', names)
     root = tmp_path_factory.mktemp('datasets')
     for name in names:
         assert (SHARED / name / 'raw').is_dir(), (
@@ -42,7 +56,7 @@ def hetero_root(tmp_path_factory) -> Path:
         return (root / name / 'raw' / f'{name}.npz').is_file()
 
     if all(has(REPO / 'datasets', name) for name in HETEROPHILOUS):
-        return REPO / 'datasets'
+        return processed_once(REPO / 'datasets', HETEROPHILOUS)
     root = tmp_path_factory.mktemp('hetero')
     for name in HETEROPHILOUS:
         assert has(SHARED, name), (

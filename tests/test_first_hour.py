@@ -130,7 +130,7 @@ def test_alignment_weight_warmup():
 def test_fit_ramps_the_alignment_weight(monkeypatch):
     weights = []
 
-    def train_epoch(model, data, optimizer, align_weight):
+    def train_epoch(model, data, optimizer, align_weight, *args):
         weights.append(align_weight)
         zero = torch.zeros(())
         return zero, zero
@@ -186,7 +186,8 @@ def test_readme_snippet_and_example_run_without_warnings(data_root):
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         for code in (snippet, variant(snippet, 'None')):
-            assert 0 <= run_snippet(code, dataset, 2, 0) <= 1
+            val, test = run_snippet(code, dataset, 2, 0)
+            assert 0 <= val <= 1 and 0 <= test <= 1
     proc = subprocess.run(
         [sys.executable, '-W', 'error::UserWarning',
          str(REPO / 'examples' / 'train_cora.py'), '--root', str(data_root),
