@@ -1,7 +1,8 @@
 r"""Why alignment helps or not: the diagnostics of the study (issue 5) on a
-Planetoid data set (with --attention-only, part 2 on any data set), for the divergence and setting the study chose on
-validation (<folder>/chosen.json, written by benchmarks/study.py), or the
-one given by --method and --setting.
+Planetoid data set (with --attention-only, part 2 on any data set and
+model), for the divergence and setting the study chose on validation
+(<folder>/chosen.json, written by benchmarks/study.py), or the one given by
+--method and --setting.
 
 1. Gradients (one seed): at a few epochs, per attention layer, the norm of
    the task loss's gradient and of lambda times the alignment loss's gradient
@@ -350,13 +351,13 @@ def main(argv=None):
                         '<folder>/attention.md and attention.json')
     args = parser.parse_args(argv)
     args.set = dict(args.set)
+    if args.setting is not None and args.method is None:
+        parser.error('--setting needs --method')
     if args.attention_only:
-        if args.setting is not None and args.method is None:
-            parser.error('--setting needs --method')
         return attention_only(args, argv)
+    if args.set:  # parts 1 and 3 are written for the Planetoid GAT
+        parser.error('--set needs --attention-only')
     if args.setting is not None:
-        if args.method is None:
-            parser.error('--setting needs --method')
         method, setting = args.method, args.setting
     else:
         method, setting = chosen(args.folder, args.method)

@@ -21,6 +21,8 @@ import shlex
 import sys
 import time
 
+import numpy as np
+
 import study  # benchmarks/study.py: also puts the repository on sys.path
 
 from align_gnn.results import (  # noqa: E402
@@ -54,9 +56,8 @@ def main(argv=None):
         RunResult(**{**store.result(task), 'method': task[2]['selection']})
         for task in tasks]
     summary = summarize(runs)
-    results = {rule: [r for r in runs if r.method == rule]
-               for rule in RULES}
-    n = args.seeds
+    kept = {rule: np.mean([r.best_epoch for r in runs if r.method == rule])
+            for rule in RULES}
     command = shlex.join(['python', 'benchmarks/selection.py',
                           *(sys.argv[1:] if argv is None else argv)])
     text = (f'{args.dataset}, plain GAT, {args.seeds} paired seeds, '
@@ -65,8 +66,7 @@ def main(argv=None):
             '(mean): ' + ', '.join(f'{rule} {s["epochs_mean"]:.0f}'
                                    for rule, s in summary.items())
             + '; epoch kept (mean): ' + ', '.join(
-                f'{rule} {sum(r.best_epoch for r in results[rule]) / n:.0f}'
-                for rule in results) + '\n')
+                f'{rule} {epoch:.0f}' for rule, epoch in kept.items()) + '\n')
     atomic_write(osp.join(args.folder, 'table.md'), lambda f: f.write(text))
     print(f'{ran} new run(s)\n{text}')
 

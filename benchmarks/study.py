@@ -335,10 +335,10 @@ def set_option(text: str) -> Tuple[str, object]:
     r"""Parses :obj:`--set NAME=VALUE` (a JSON value, else a string) for a
     field of :class:`~align_gnn.config.Config` that the study does not set
     itself."""
-    name, _, value = text.partition('=')
+    name, sep, value = text.partition('=')
     fields = sorted(f.name for f in dataclasses.fields(Config)
                     if f.name not in OWN_FIELDS)
-    if not _ or name not in fields:
+    if not sep or name not in fields:
         raise argparse.ArgumentTypeError(
             f"'{text}' is not NAME=VALUE with NAME one of {', '.join(fields)}"
             f" (e.g. model=platonov-gt)")

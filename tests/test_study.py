@@ -242,6 +242,9 @@ def test_diagnose_setting_needs_method(capsys):
     with pytest.raises(SystemExit):
         diagnose.main(['--setting', '{"align_weight": 0.1}'])
     assert '--setting needs --method' in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # parts 1 and 3 ignore it
+        diagnose.main(['--set', 'hidden=64'])
+    assert '--set needs --attention-only' in capsys.readouterr().err
 
 
 def test_recommended_settings_are_the_study_choices():
