@@ -402,8 +402,12 @@ def check_manifest(args):
     path = osp.join(args.folder, 'study.json')
     manifest = dict(dataset=args.dataset, set=args.set)
     if osp.isfile(path):
-        with open(path) as f:
-            held = json.load(f)
+        try:
+            with open(path) as f:
+                held = json.load(f)
+        except ValueError as e:
+            sys.exit(f"error: '{path}' is not valid JSON ({e}): restore it "
+                     f"or delete it (its runs.jsonl keeps the runs)")
         if held != manifest:
             sys.exit(f"error: '{args.folder}' holds a study of "
                      f"{json.dumps(held)}, not {json.dumps(manifest)}: use "

@@ -95,6 +95,10 @@ def test_study_manifest(tmp_path):
     with pytest.raises(SystemExit, match=r"holds a study of .*hidden.*64.*"
                        r"use another --folder"):
         study.check_manifest(other)
+    (tmp_path / 'study.json').write_text('{"dataset": "co')  # damaged
+    with pytest.raises(SystemExit, match=r"study.json' is not valid JSON .*"
+                       r"restore it or delete it"):
+        study.check_manifest(args)
 
 
 def test_study_fixed_splits(hetero_root, monkeypatch):
