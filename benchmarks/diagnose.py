@@ -284,12 +284,20 @@ def gradient_table(traces: Dict[str, List[Dict]]) -> str:
 def attention_only(args, argv=None):
     r"""Where attention matters at all: per model, the attention entropy
     relative to uniform per layer and the test score trained and with
-    uniform attention, after a run with early stopping (seed and split 0)."""
+    uniform attention, after a run with early stopping (seed and split 0).
+    The models: plain, and --method with --setting, else the study's choice
+    in <folder>/chosen.json (its winner unless --method names another), else
+    --method with its defaults."""
     graph = study.graph(args.dataset, args.root, args.set)
     data = select_split(graph, 0)
     models = [('plain', 'none', {})]
-    if args.method is not None:
-        models.append((args.method, args.method, args.setting or {}))
+    if args.setting is not None:
+        models.append((args.method, args.method, args.setting))
+    elif osp.isfile(osp.join(args.folder, 'chosen.json')):
+        method, setting = chosen(args.folder, args.method)
+        models.append((method, method, setting))
+    elif args.method is not None:  # no study: the divergence's defaults
+        models.append((args.method, args.method, {}))
     report = {}
     for label, method, setting in models:
         config = study.config(method, setting, 0, args.dataset, args.epochs,
@@ -345,7 +353,9 @@ def main(argv=None):
                         help='a Config field for every run (as in study.py)')
     parser.add_argument('--attention-only', action='store_true',
                         help='only part 2, for any model and data set: '
-                        'plain (and --method, if given) trained with early '
+                        'plain and the aligned model (--method/--setting, '
+                        'else the study\'s choice in <folder>/chosen.json '
+                        'if there is one) trained with early '
                         'stopping on seed/split 0, attention entropy and '
                         'the score with uniform attention; writes '
                         '<folder>/attention.md and attention.json')

@@ -314,3 +314,20 @@ def test_diagnose_attention_only(hetero_root, tmp_path):
         assert 0 < model['uniformity'][0] <= 1 + 1e-6
         assert 0 <= model['score']['uniform'] <= 1
     assert '| plain |' in (tmp_path / 'attention.md').read_text()
+
+    # Without --method, a study's winner (chosen on validation) is the
+    # aligned model.
+    setting = {'align_weight': 0.3, 'align_samples': 64, 'align_over': 'heads'}
+    (tmp_path / 'chosen.json').write_text(json.dumps({'best': {
+        'ct': {'setting': {}, 'val_acc': 0.6},
+        'mmd': {'setting': setting, 'val_acc': 0.7}}}))
+    result = subprocess.run(
+        [sys.executable, str(REPO / 'benchmarks' / 'diagnose.py'), '--root',
+         str(hetero_root), '--dataset', 'minesweeper', '--attention-only',
+         '--folder', str(tmp_path), '--epochs', '2', '--set', 'hidden=8',
+         '--set', 'heads=2', '--set', 'layers=1', '--set',
+         'model=platonov-gt'], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / 'attention.json').read_text())
+    assert set(report['models']) == {'plain', 'mmd'}
+    assert report['models']['mmd']['setting'] == setting

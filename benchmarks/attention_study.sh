@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# "When does alignment help?" (issue 16): plain against aligned, per benchmark
+# and layer, with benchmarks/study.py. One folder per cell, study/<cell>/;
+# every study resumes where it stopped, so rerunning this script finishes the
+# table (and each cell's attention diagnostics: plain and the winner on
+# seed/split 0). Usage: benchmarks/attention_study.sh [CELL ...] (default: all, in
+# this order); ROOT=datasets WORKERS=1 by default.
+#
+# The same search everywhere: CT and MMD, 3 settings each (+ the variant:
+# alignment across nodes or across heads, where there are several heads), on
+# 2 seeds (fixed splits: splits
+# 0-1); the better divergence against plain on 10 seeds (splits 0-9), the
+# other on 3. Heterophilous sets: Platonov et al.'s model at width 64 (the
+# paper's 512 is GPU-sized). DictionaryLookup: k = 6 and the GATv2 paper's
+# model (embedding, one attention layer with one head, no dropout, lr 1e-3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=${ROOT:-datasets}
+WORKERS=${WORKERS:-1}
+COMMON=(--root "$ROOT" --methods ct,mmd --search-samples 3 --search-seeds 2
+        --final-seeds 10 --peer-seeds 3 --peers '' --workers "$WORKERS")
+VARIANT=(--space ct.align_over=nodes,heads --space mmd.align_over=nodes,heads)
+PLATONOV=(--set hidden=64)
+LOOKUP=(--set k=6 --set model=platonov-gat --set layers=1 --set heads=1
+        --set hidden=64 --set dropout=0 --set lr=0.001)
+
+cell() {  # cell FOLDER DATASET --set NAME=VALUE ...: study, then diagnostics
+    local folder=$1 dataset=$2 space=()
+    shift 2
+    [[ $folder == dictionary-lookup/* ]] || space=("${VARIANT[@]}")  # 1 head
+    echo "== $folder ($(date -u +%FT%TZ))"
+    python benchmarks/study.py --dataset "$dataset" --folder "study/$folder" \
+        "${COMMON[@]}" "${space[@]}" "$@"
+    [[ study/$folder/attention.json -nt study/$folder/chosen.json ]] ||
+        python benchmarks/diagnose.py --attention-only --dataset "$dataset" \
+            --root "$ROOT" --folder "study/$folder" "$@"
+}
+
+run() {
+    case $1 in
+    cora-gatv2) cell cora/gatv2 cora --set conv=gatv2 ;;
+    cora-transformer) cell cora/transformer cora \
+        --set conv=transformer ;;
+    citeseer-gatv2) cell citeseer/gatv2 citeseer \
+        --set conv=gatv2 ;;
+    citeseer-transformer)
+        cell citeseer/transformer citeseer \
+        --set conv=transformer ;;
+    dictionary-lookup-gat)
+        cell dictionary-lookup/gat dictionary-lookup "${LOOKUP[@]}" ;;
+    dictionary-lookup-gatv2) cell dictionary-lookup/gatv2 dictionary-lookup \
+        "${LOOKUP[@]}" --set conv=gatv2 ;;
+    dictionary-lookup-transformer)
+        cell dictionary-lookup/transformer dictionary-lookup \
+        "${LOOKUP[@]/platonov-gat/platonov-gt}" ;;
+    cora-noise-gat) cell cora-noise/gat cora --set edge_noise=0.5 ;;
+    cora-noise-gatv2)
+        cell cora-noise/gatv2 cora --set edge_noise=0.5 --set conv=gatv2 ;;
+    cora-noise-transformer) cell cora-noise/transformer cora \
+        --set edge_noise=0.5 --set conv=transformer ;;
+    chameleon-gat) cell chameleon-filtered/gat chameleon-filtered \
+        "${PLATONOV[@]}" --set model=platonov-gat ;;
+    chameleon-gatv2) cell chameleon-filtered/gatv2 chameleon-filtered \
+        "${PLATONOV[@]}" --set model=platonov-gat --set conv=gatv2 ;;
+    chameleon-gt) cell chameleon-filtered/gt chameleon-filtered \
+        "${PLATONOV[@]}" --set model=platonov-gt ;;
+    squirrel-gat) cell squirrel-filtered/gat squirrel-filtered \
+        "${PLATONOV[@]}" --set model=platonov-gat ;;
+    squirrel-gatv2) cell squirrel-filtered/gatv2 squirrel-filtered \
+        "${PLATONOV[@]}" --set model=platonov-gat --set conv=gatv2 ;;
+    squirrel-gt) cell squirrel-filtered/gt squirrel-filtered \
+        "${PLATONOV[@]}" --set model=platonov-gt ;;
+    *) echo "unknown cell '$1'" >&2; exit 2 ;;
+    esac
+}
+
+CELLS=(cora-gatv2 cora-transformer citeseer-gatv2 citeseer-transformer
+       dictionary-lookup-gat dictionary-lookup-gatv2
+       dictionary-lookup-transformer cora-noise-gat cora-noise-gatv2
+       cora-noise-transformer chameleon-gat chameleon-gatv2 chameleon-gt
+       squirrel-gat squirrel-gatv2 squirrel-gt)
+for name in "${@:-${CELLS[@]}}"; do
+    run "$name"
+done
