@@ -24,6 +24,14 @@ PLATONOV=(--set hidden=64)
 LOOKUP=(--set k=6 --set model=platonov-gat --set layers=1 --set heads=1
         --set hidden=64 --set dropout=0 --set lr=0.001)
 
+diagnostics() {  # diagnostics FOLDER DATASET --set NAME=VALUE ...
+    local folder=$1 dataset=$2
+    shift 2
+    [[ study/$folder/attention.json -nt study/$folder/chosen.json ]] ||
+        python benchmarks/diagnose.py --attention-only --dataset "$dataset" \
+            --root "$ROOT" --folder "study/$folder" "$@"
+}
+
 cell() {  # cell FOLDER DATASET --set NAME=VALUE ...: study, then diagnostics
     local folder=$1 dataset=$2 space=()
     shift 2
@@ -31,13 +39,14 @@ cell() {  # cell FOLDER DATASET --set NAME=VALUE ...: study, then diagnostics
     echo "== $folder ($(date -u +%FT%TZ))"
     python benchmarks/study.py --dataset "$dataset" --folder "study/$folder" \
         "${COMMON[@]}" "${space[@]}" "$@"
-    [[ study/$folder/attention.json -nt study/$folder/chosen.json ]] ||
-        python benchmarks/diagnose.py --attention-only --dataset "$dataset" \
-            --root "$ROOT" --folder "study/$folder" "$@"
+    diagnostics "$folder" "$dataset" "$@"
 }
 
 run() {
     case $1 in
+    # GAT on Cora and CiteSeer: the 30-seed study of docs/results.md
+    cora-gat) diagnostics cora cora ;;
+    citeseer-gat) diagnostics citeseer citeseer ;;
     cora-gatv2) cell cora/gatv2 cora --set conv=gatv2 ;;
     cora-transformer) cell cora/transformer cora \
         --set conv=transformer ;;
@@ -74,7 +83,7 @@ run() {
     esac
 }
 
-CELLS=(cora-gatv2 cora-transformer citeseer-gatv2 citeseer-transformer
+CELLS=(cora-gat citeseer-gat cora-gatv2 cora-transformer citeseer-gatv2 citeseer-transformer
        dictionary-lookup-gat dictionary-lookup-gatv2
        dictionary-lookup-transformer cora-noise-gat cora-noise-gatv2
        cora-noise-transformer chameleon-gat chameleon-gatv2 chameleon-gt

@@ -331,3 +331,48 @@ def test_diagnose_attention_only(hetero_root, tmp_path):
     report = json.loads((tmp_path / 'attention.json').read_text())
     assert set(report['models']) == {'plain', 'mmd'}
     assert report['models']['mmd']['setting'] == setting
+
+
+def test_attention_table(tmp_path, capsys):
+    # One finished cell (chosen.json, attention.json), one still running,
+    # and a folder that is not a study (selection.py's runs): the table has
+    # a row for each study, with the winner on the plain model's seeds.
+    import attention_table
+
+    done = tmp_path / 'cora-noise' / 'gatv2'
+    done.mkdir(parents=True)
+    (done / 'study.json').write_text(json.dumps(dict(
+        dataset='cora', set=dict(edge_noise=0.5, conv='gatv2'))))
+    rows = [dict(method='none', setting={}, seeds=10, test_mean=0.75,
+                 test_std=0.01, val_mean=0.74, diff=0.0, ttest_p=None,
+                 wilcoxon_p=None),
+            dict(method='mmd', setting=dict(align_weight=1.0), seeds=3,
+                 test_mean=0.9, test_std=0.0, val_mean=0.9, diff=0.15,
+                 ttest_p=0.5, wilcoxon_p=0.5),
+            dict(method='ct', setting=dict(align_weight=0.1, rho=0.5,
+                                           align_over='heads'),
+                 seeds=10, test_mean=0.7612, test_std=0.02, val_mean=0.75,
+                 diff=0.0112, ttest_p=0.0042, wilcoxon_p=0.0059)]
+    (done / 'chosen.json').write_text(json.dumps(dict(best={}, rows=rows)))
+    (done / 'attention.json').write_text(json.dumps(dict(models=dict(
+        plain=dict(uniformity=[0.97, 0.91],
+                   score=dict(trained=0.75, uniform=0.7))))))
+    running = tmp_path / 'chameleon-filtered' / 'gt'
+    running.mkdir(parents=True)
+    (running / 'study.json').write_text(json.dumps(dict(
+        dataset='chameleon-filtered', set=dict(model='platonov-gt'))))
+    (running / 'runs.jsonl').write_text('{}\n{}\n{}\n')
+    other = tmp_path / 'cora' / 'selection'
+    other.mkdir(parents=True)
+    (other / 'runs.jsonl').write_text('{}\n')
+
+    attention_table.main(['--folder', str(tmp_path)])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4
+    assert lines[2] == ('| chameleon-filtered | Transformer | running: 3 runs '
+                        'done |  |  |  |  |  |  |')
+    assert lines[3] == ('| cora (edge_noise 0.5) | GATv2 | 75.00 ± 1.00 | '
+                        '76.12 ± 2.00 | ct: λ 0.1, over heads | +1.12 | '
+                        '0.0042 / 0.0059 | 10 | 0.91–0.97; 75.00 → 70.00 |')
+    with pytest.raises(SystemExit, match='is not a folder'):
+        attention_table.main(['--folder', str(tmp_path / 'none')])
