@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
 # "When does alignment help?" (issue 16): plain against aligned, per benchmark
-# and layer, with benchmarks/study.py. One folder per cell, study/<cell>/;
-# every study resumes where it stopped, so rerunning this script finishes the
-# table (and each cell's attention diagnostics: plain and the winner on
-# seed/split 0). Usage: benchmarks/attention_study.sh [CELL ...] (default: all, in
-# this order); ROOT=datasets WORKERS=1 by default.
+# and layer, with benchmarks/study.py, one folder per cell (study/<benchmark>/
+# <layer>/), then the cell's attention diagnostics (benchmarks/diagnose.py
+# --attention-only: plain and the winner, seed/split 0). Every study resumes
+# where it stopped, so rerunning this script finishes the table
+# (benchmarks/attention_table.py prints it).
 #
-# The same search everywhere: CT and MMD, 3 settings each (+ the variant:
+#     benchmarks/attention_study.sh [CELL ...]   # default: all, in this order
+#     ROOT=datasets WORKERS=1 by default
+#
+# The same search everywhere: CT and MMD, 3 settings each (+ the variant,
 # alignment across nodes or across heads, where there are several heads), on
-# 2 seeds (fixed splits: splits
-# 0-1); the better divergence against plain on 10 seeds (splits 0-9), the
-# other on 3. Heterophilous sets: Platonov et al.'s model at width 64 (the
-# paper's 512 is GPU-sized). DictionaryLookup: k = 6 and the GATv2 paper's
-# model (embedding, one attention layer with one head, no dropout, lr 1e-3).
+# 2 seeds (fixed splits: splits 0-1); the divergence with the better
+# validation score against plain on 10 seeds (splits 0-9). Heterophilous
+# sets: Platonov et al.'s model at width 64 (the paper's 512 is GPU-sized).
+# DictionaryLookup: k = 6 and the GATv2 paper's model (embedding, one
+# attention layer with one head, no dropout, lr 1e-3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${ROOT:-datasets}
 WORKERS=${WORKERS:-1}
 COMMON=(--root "$ROOT" --methods ct,mmd --search-samples 3 --search-seeds 2
-        --final-seeds 10 --peer-seeds 3 --peers '' --workers "$WORKERS")
+        --final-seeds 10 --peer-seeds 0 --peers '' --workers "$WORKERS")
 VARIANT=(--space ct.align_over=nodes,heads --space mmd.align_over=nodes,heads)
 PLATONOV=(--set hidden=64)
 LOOKUP=(--set k=6 --set model=platonov-gat --set layers=1 --set heads=1
