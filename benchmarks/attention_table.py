@@ -7,7 +7,8 @@ score with uniform attention, plain model, seed/split 0).
 
     python benchmarks/attention_table.py --folder study
 
-A study still running shows how many of its runs are done."""
+A study still running shows how many of its runs are done; a folder with
+diagnostics only says that its study has not run."""
 import argparse
 import json
 import os
@@ -53,21 +54,24 @@ def row(folder: str, root: str) -> Optional[List[str]]:
     chosen = load(osp.join(folder, 'chosen.json'))
     attention = load(osp.join(folder, 'attention.json'))
     runs = osp.join(folder, 'runs.jsonl')
-    if chosen is None and manifest is None:  # not a study folder
-        return None
+    if chosen is None and manifest is None and attention is None:
+        return None  # not a study folder
     name = osp.relpath(folder, root)
+    manifest = manifest or attention  # both say the data set and --set
     benchmark = (manifest or {}).get('dataset') or name.split(os.sep)[0]
     extra = {k: v for k, v in (manifest or {}).get('set', {}).items()
              if k in ('edge_noise', 'k')}
     if extra:
         benchmark += ' (' + ', '.join(f'{k} {v}' for k, v in
                                       extra.items()) + ')'
+    if osp.basename(folder) not in LAYERS and osp.dirname(name):
+        benchmark += f' [{osp.basename(folder)}]'  # a variant of the study
     cells = [benchmark, layer_name(folder, manifest)]
-    if chosen is None:
-        done = 0
-        if osp.isfile(runs):
-            with open(runs) as f:
-                done = sum(1 for _ in f)
+    if chosen is None and not osp.isfile(runs):
+        cells += ['study not run'] + [''] * 5
+    elif chosen is None:
+        with open(runs) as f:
+            done = sum(1 for _ in f)
         cells += [f'running: {done} runs done'] + [''] * 5
     else:
         rows = chosen['rows']

@@ -365,12 +365,19 @@ def test_attention_table(tmp_path, capsys):
     other = tmp_path / 'cora' / 'selection'
     other.mkdir(parents=True)
     (other / 'runs.jsonl').write_text('{}\n')
+    diagnosed = tmp_path / 'minesweeper' / 'gat'
+    diagnosed.mkdir(parents=True)
+    (diagnosed / 'attention.json').write_text(json.dumps(dict(
+        dataset='minesweeper', set=dict(hidden=64), models=dict(plain=dict(
+            uniformity=[0.9], score=dict(trained=0.9, uniform=0.8))))))
 
     attention_table.main(['--folder', str(tmp_path)])
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 4
+    assert len(lines) == 5
     assert lines[2] == ('| chameleon-filtered | Transformer | running: 3 runs '
                         'done |  |  |  |  |  |  |')
+    assert lines[4] == ('| minesweeper | GAT | study not run |  |  |  |  |  | '
+                        '0.90–0.90; 90.00 → 80.00 |')
     assert lines[3] == ('| cora (edge_noise 0.5) | GATv2 | 75.00 ± 1.00 | '
                         '76.12 ± 2.00 | ct: λ 0.1, over heads | +1.12 | '
                         '0.0042 / 0.0059 | 10 | 0.91–0.97; 75.00 → 70.00 |')
