@@ -50,14 +50,8 @@ run() {
     # GAT on Cora and CiteSeer: the 30-seed study of docs/results.md
     cora-gat) diagnostics cora cora ;;
     citeseer-gat) diagnostics citeseer citeseer ;;
-    cora-gatv2) cell cora/gatv2 cora --set conv=gatv2 ;;
-    cora-transformer) cell cora/transformer cora \
-        --set conv=transformer ;;
-    citeseer-gatv2) cell citeseer/gatv2 citeseer \
-        --set conv=gatv2 ;;
-    citeseer-transformer)
-        cell citeseer/transformer citeseer \
-        --set conv=transformer ;;
+    cora-gatv2 | cora-transformer | citeseer-gatv2 | citeseer-transformer)
+        cell "${1%%-*}/${1#*-}" "${1%%-*}" --set conv="${1#*-}" ;;
     dictionary-lookup-gat)
         cell dictionary-lookup/gat dictionary-lookup "${LOOKUP[@]}" ;;
     dictionary-lookup-gatv2) cell dictionary-lookup/gatv2 dictionary-lookup \
@@ -65,23 +59,16 @@ run() {
     dictionary-lookup-transformer)
         cell dictionary-lookup/transformer dictionary-lookup \
         "${LOOKUP[@]/platonov-gat/platonov-gt}" ;;
-    cora-noise-gat) cell cora-noise/gat cora --set edge_noise=0.5 ;;
-    cora-noise-gatv2)
-        cell cora-noise/gatv2 cora --set edge_noise=0.5 --set conv=gatv2 ;;
-    cora-noise-transformer) cell cora-noise/transformer cora \
-        --set edge_noise=0.5 --set conv=transformer ;;
-    chameleon-gat) cell chameleon-filtered/gat chameleon-filtered \
-        "${PLATONOV[@]}" --set model=platonov-gat ;;
-    chameleon-gatv2) cell chameleon-filtered/gatv2 chameleon-filtered \
-        "${PLATONOV[@]}" --set model=platonov-gat --set conv=gatv2 ;;
-    chameleon-gt) cell chameleon-filtered/gt chameleon-filtered \
-        "${PLATONOV[@]}" --set model=platonov-gt ;;
-    squirrel-gat) cell squirrel-filtered/gat squirrel-filtered \
-        "${PLATONOV[@]}" --set model=platonov-gat ;;
-    squirrel-gatv2) cell squirrel-filtered/gatv2 squirrel-filtered \
-        "${PLATONOV[@]}" --set model=platonov-gat --set conv=gatv2 ;;
-    squirrel-gt) cell squirrel-filtered/gt squirrel-filtered \
-        "${PLATONOV[@]}" --set model=platonov-gt ;;
+    cora-noise-gat | cora-noise-gatv2 | cora-noise-transformer)
+        cell "cora-noise/${1##*-}" cora --set edge_noise=0.5 \
+            --set conv="${1##*-}" ;;
+    chameleon-gat | chameleon-gatv2 | chameleon-gt | squirrel-gat | \
+    squirrel-gatv2 | squirrel-gt)  # Platonov et al.'s model and data
+        local dataset=${1%%-*}-filtered layer=${1#*-}
+        local model=(--set model=platonov-gat)
+        [[ $layer == gatv2 ]] && model+=(--set conv=gatv2)
+        [[ $layer == gt ]] && model=(--set model=platonov-gt)
+        cell "$dataset/$layer" "$dataset" "${PLATONOV[@]}" "${model[@]}" ;;
     *) echo "unknown cell '$1'" >&2; exit 2 ;;
     esac
 }

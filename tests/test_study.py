@@ -1,4 +1,5 @@
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -383,3 +384,47 @@ def test_attention_table(tmp_path, capsys):
                         '0.0042 / 0.0059 | 10 | 0.91–0.97; 75.00 → 70.00 |')
     with pytest.raises(SystemExit, match='is not a folder'):
         attention_table.main(['--folder', str(tmp_path / 'none')])
+
+
+def test_attention_study_cells(tmp_path):
+    # The study script runs each cell as study.py with the cell's data set,
+    # folder and --set fields, then diagnose.py with the same fields (a
+    # stand-in `python` prints the commands); an unknown cell is an error.
+    fake = tmp_path / 'python'
+    fake.write_text('#!/bin/bash\nprintf python; printf " %q" "$@"; echo\n')
+    fake.chmod(0o755)
+    env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}',
+               ROOT=str(tmp_path / 'data'))
+    script = str(REPO / 'benchmarks' / 'attention_study.sh')
+    cells = ['cora-noise-gatv2', 'squirrel-gt', 'dictionary-lookup-gat']
+    out = subprocess.run(['bash', script, *cells], env=env, text=True,
+                         capture_output=True, check=True).stdout
+    commands = [shlex.split(line) for line in out.splitlines()
+                if line.startswith('python')]
+    wanted = [('cora', 'study/cora-noise/gatv2',
+               ['edge_noise=0.5', 'conv=gatv2'], True),
+              ('squirrel-filtered', 'study/squirrel-filtered/gt',
+               ['hidden=64', 'model=platonov-gt'], True),
+              ('dictionary-lookup', 'study/dictionary-lookup/gat',
+               ['k=6', 'model=platonov-gat', 'layers=1', 'heads=1',
+                'hidden=64', 'dropout=0', 'lr=0.001'], False)]
+    study_runs = [c for c in commands if c[1] == 'benchmarks/study.py']
+    assert len(study_runs) == 3
+    for command, (dataset, folder, fields, variant) in zip(study_runs,
+                                                           wanted):
+        option = dict(zip(command[2::2], command[3::2]))
+        assert option['--dataset'] == dataset
+        assert option['--folder'] == folder
+        assert option['--root'] == str(tmp_path / 'data')
+        assert [command[i + 1] for i, word in enumerate(command)
+                if word == '--set'] == fields
+        assert ('ct.align_over=nodes,heads' in command) == variant
+        study_args = study.parse_args(command[2:])
+        assert study_args.final_seeds == 10 and study_args.peers == []
+    for command in commands:
+        if command[1] == 'benchmarks/diagnose.py':
+            assert '--attention-only' in command
+
+    bad = subprocess.run(['bash', script, 'cora-gcn'], env=env, text=True,
+                         capture_output=True)
+    assert bad.returncode == 2 and "unknown cell 'cora-gcn'" in bad.stderr
