@@ -10,25 +10,16 @@ score with uniform attention, plain model, seed/split 0).
 A study still running shows how many of its runs are done; a folder with
 diagnostics only says that its study has not run."""
 import argparse
-import json
 import os
 import os.path as osp
 import sys
 from typing import Dict, List, Optional
 
+from study import load_json  # benchmarks/study.py
+
 LAYERS = {'gat': 'GAT', 'gatv2': 'GATv2', 'transformer': 'Transformer',
           'gt': 'Transformer'}
 SHORT = {'align_weight': 'λ', 'align_samples': 'm', 'align_over': 'over'}
-
-
-def load(path: str) -> Optional[Dict]:
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        try:
-            return json.load(f)
-        except ValueError as e:
-            sys.exit(f"error: '{path}' is not valid JSON ({e})")
 
 
 def layer_name(folder: str, manifest: Optional[Dict]) -> str:
@@ -50,9 +41,9 @@ def p_text(p: Optional[float]) -> str:
 
 
 def row(folder: str, root: str) -> Optional[List[str]]:
-    manifest = load(osp.join(folder, 'study.json'))
-    chosen = load(osp.join(folder, 'chosen.json'))
-    attention = load(osp.join(folder, 'attention.json'))
+    manifest = load_json(osp.join(folder, 'study.json'))
+    chosen = load_json(osp.join(folder, 'chosen.json'))
+    attention = load_json(osp.join(folder, 'attention.json'))
     runs = osp.join(folder, 'runs.jsonl')
     if chosen is None and manifest is None and attention is None:
         return None  # not a study folder
@@ -104,7 +95,7 @@ def main(argv=None):
     if not osp.isdir(args.folder):
         sys.exit(f"error: '{args.folder}' is not a folder: run "
                  f"benchmarks/attention_study.sh first")
-    rows = [r for path, dirs, _ in sorted(os.walk(args.folder))
+    rows = [r for path, _, _ in sorted(os.walk(args.folder))
             if (r := row(path, args.folder)) is not None]
     rows.sort(key=lambda r: (r[0], list(LAYERS.values()).index(r[1])))
     print('| benchmark | layer | plain | aligned | chosen on validation | '

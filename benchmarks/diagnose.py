@@ -257,11 +257,11 @@ def attention_uniformity(model: torch.nn.Module, data) -> List[float]:
 def chosen(folder: str, method: Optional[str]) -> Tuple[str, Dict]:
     r"""The study's best setting of :obj:`method` (default: its winner)."""
     path = osp.join(folder, 'chosen.json')
-    if not osp.isfile(path):
+    study_choice = study.load_json(path)
+    if study_choice is None:
         sys.exit(f'error: {path} not found: run benchmarks/study.py with '
                  f'the same --folder first')
-    with open(path) as f:
-        best = json.load(f)['best']
+    best = study_choice['best']
     method = method or max(best, key=lambda m: best[m]['val_acc'])
     return method, best[method]['setting']
 

@@ -395,25 +395,32 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def load_json(path: str) -> Optional[Dict]:
+    r"""The JSON in :obj:`path` (a study folder's file), :obj:`None` if there
+    is no such file; exits with a one-line error if it is not valid JSON."""
+    if not osp.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except ValueError as e:
+        sys.exit(f"error: '{path}' is not valid JSON ({e}): restore it or "
+                 f"delete it (the folder's runs.jsonl keeps the runs)")
+
+
 def check_manifest(args):
     r"""Writes :obj:`<folder>/study.json` (the data set and the --set
     fields) on the first run; exits with an error if it holds others (the
     runs in the folder would not be comparable)."""
     path = osp.join(args.folder, 'study.json')
     manifest = dict(dataset=args.dataset, set=args.set)
-    if osp.isfile(path):
-        try:
-            with open(path) as f:
-                held = json.load(f)
-        except ValueError as e:
-            sys.exit(f"error: '{path}' is not valid JSON ({e}): restore it "
-                     f"or delete it (its runs.jsonl keeps the runs)")
-        if held != manifest:
-            sys.exit(f"error: '{args.folder}' holds a study of "
-                     f"{json.dumps(held)}, not {json.dumps(manifest)}: use "
-                     f"another --folder (or the same --dataset and --set)")
-        return
-    atomic_write(path, lambda f: json.dump(manifest, f, indent=2))
+    held = load_json(path)
+    if held is None:
+        atomic_write(path, lambda f: json.dump(manifest, f, indent=2))
+    elif held != manifest:
+        sys.exit(f"error: '{args.folder}' holds a study of "
+                 f"{json.dumps(held)}, not {json.dumps(manifest)}: use "
+                 f"another --folder (or the same --dataset and --set)")
 
 
 def main(argv=None):
