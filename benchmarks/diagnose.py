@@ -130,7 +130,8 @@ def variant_model(variant: str, method: str, data,
 
 
 def run_variant(task: study.Task, dataset: str, root: str, epochs: int,
-                patience: int, base: Optional[Dict] = None) -> Dict:
+                patience: int, base: Optional[Dict] = None,
+                device: str = 'cpu') -> Dict:
     r"""A task whose setting names its :obj:`"variant"` (see
     :func:`study.run_task`)."""
     _, label, setting, seed = task
@@ -139,9 +140,9 @@ def run_variant(task: study.Task, dataset: str, root: str, epochs: int,
     method = label.split(':')[0]
     data = study.graph(dataset, root, base)
     config = study.config(method, setting, seed, dataset, epochs, patience,
-                          base)
+                          base, device=device)
     seed_everything(seed)
-    model = variant_model(variant, method, data, config)
+    model = variant_model(variant, method, data, config).to(device)
     return study.compact(training.fit(model, data, method, seed, config))
 
 
@@ -301,14 +302,15 @@ def attention_only(args, argv=None):
     report = {}
     for label, method, setting in models:
         config = study.config(method, setting, 0, args.dataset, args.epochs,
-                              args.patience, args.set, True)
+                              args.patience, args.set, True, args.device)
         seed_everything(0)
-        model = training.make_model(method, data, config)
+        model = training.make_model(method, data, config).to(args.device)
         result = training.fit(model, data, method, 0, config)
+        on_device = data.to(args.device)
         report[label] = dict(
             method=method, setting=setting, epochs=result.epochs,
-            uniformity=attention_uniformity(model, data),
-            score=uniform_attention_accuracy(model, data))
+            uniformity=attention_uniformity(model, on_device),
+            score=uniform_attention_accuracy(model, on_device))
         print(f'{label}: {report[label]}', flush=True)
     metric = getattr(graph, 'metric', 'acc')
     score = 'ROC-AUC' if metric == 'roc_auc' else 'accuracy'
@@ -346,6 +348,8 @@ def main(argv=None):
     parser.add_argument('--epochs', type=int, default=1000)
     parser.add_argument('--patience', type=int, default=100)
     parser.add_argument('--workers', type=int, default=2)
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu',
+                        help='where the models train')
     parser.add_argument('--trace-epochs', default=TRACE_EPOCHS,
                         type=lambda text: tuple(map(int, text.split(','))))
     parser.add_argument('--set', type=study.set_option, action='append',
@@ -363,6 +367,9 @@ def main(argv=None):
     args.set = dict(args.set)
     if args.setting is not None and args.method is None:
         parser.error('--setting needs --method')
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('argument --device: CUDA is not available; use '
+                     '--device cpu')
     if args.attention_only:
         return attention_only(args, argv)
     if args.set:  # parts 1 and 3 are written for the Planetoid GAT

@@ -25,7 +25,9 @@ the search uses splits 0 .. --search-seeds - 1 and the final runs splits
 Every finished run is appended at once to <folder>/runs.jsonl (flushed and
 synced); a rerun of the same command skips what is done, so the study may be
 stopped at any point. --workers N runs N processes (one thread each when
-N > 1); --measure-workers times one against two on the same runs.
+N > 1); --measure-workers times one against two on the same runs. --device
+cuda trains on the GPU (the processes share it; they are spawned, not
+forked); the runs of a folder may come from either device.
 
     python benchmarks/study.py --dataset cora --folder study/cora
     python benchmarks/study.py --dataset cora --folder study/cora --workers 2
@@ -42,6 +44,7 @@ import argparse
 import dataclasses
 import itertools
 import json
+import multiprocessing
 import os
 import os.path as osp
 import random
@@ -160,14 +163,14 @@ def graph(dataset: str, root: str, base: Optional[Dict] = None):
 
 def config(method: str, setting: Dict, seed: int, dataset: str, epochs: int,
            patience: int, base: Optional[Dict] = None,
-           fixed_splits: bool = False) -> Config:
-    r"""The configuration of one run: :obj:`base` (the study's --set
-    fields), then the run's :obj:`setting`. With :obj:`fixed_splits`, run
-    :obj:`seed` uses split :obj:`seed` (:obj:`Config.seed` is 0: see
-    :func:`~align_gnn.training.run`)."""
+           fixed_splits: bool = False, device: str = 'cpu') -> Config:
+    r"""The configuration of one run on :obj:`device`: :obj:`base` (the
+    study's --set fields), then the run's :obj:`setting`. With
+    :obj:`fixed_splits`, run :obj:`seed` uses split :obj:`seed`
+    (:obj:`Config.seed` is 0: see :func:`~align_gnn.training.run`)."""
     return Config(dataset, [method], runs=1,
                   seed=0 if fixed_splits else seed, epochs=epochs,
-                  patience=patience, device='cpu',
+                  patience=patience, device=device,
                   **{**(base or {}), **setting})
 
 
@@ -181,12 +184,14 @@ def compact(result: RunResult) -> Dict:
 
 
 def run_task(task: Task, dataset: str, root: str, epochs: int,
-             patience: int, base: Optional[Dict] = None) -> Dict:
+             patience: int, base: Optional[Dict] = None,
+             device: str = 'cpu') -> Dict:
     _, method, setting, seed = task
     data = graph(dataset, root, base)
     return compact(training.run(
         data, method, seed, config(method, setting, seed, dataset, epochs,
-                                   patience, base, num_splits(data) > 0)))
+                                   patience, base, num_splits(data) > 0,
+                                   device)))
 
 
 def run_tasks(tasks: Iterable[Task], store: Store, args,
@@ -197,12 +202,15 @@ def run_tasks(tasks: Iterable[Task], store: Store, args,
     if not pending:
         return 0
     threads = torch.get_num_threads() if args.workers == 1 else 1
-    with ProcessPoolExecutor(args.workers, initializer=_init_worker,
-                             initargs=(threads, )) as pool:
+    device = getattr(args, 'device', 'cpu')
+    context = multiprocessing.get_context(  # CUDA cannot live in a fork
+        'spawn' if device == 'cuda' else None)
+    with ProcessPoolExecutor(args.workers, context, _init_worker,
+                             (threads, )) as pool:
         futures = {
             pool.submit(runner, task, args.dataset, args.root,
                         args.epochs, args.patience,
-                        getattr(args, 'set', None)): task
+                        getattr(args, 'set', None), device): task
             for task in pending
         }
         for done, future in enumerate(as_completed(futures), start=1):
@@ -383,10 +391,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--patience', type=int, default=100)
     parser.add_argument('--workers', type=int, default=2,
                         help='processes (2 on 2 cores: 1.71x one, measured)')
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu',
+                        help='where each run trains (cuda: the workers '
+                        'share the GPU)')
     parser.add_argument('--stage', choices=['search', 'all'], default='all')
     parser.add_argument('--measure-workers', action='store_true')
     parser.add_argument('--measure-runs', type=int, default=4)
     args = parser.parse_args(argv)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('argument --device: CUDA is not available; use '
+                     '--device cpu')
     space = {}
     for method, name, values in args.space:
         space.setdefault(method, {})[name] = values

@@ -12,7 +12,10 @@ Like arXiv's citation graph: directed edges (the loader makes them
 undirected), a publication year per node, the time split (train before
 2018, validation 2018, test 2019), labels out of 40 classes of which the
 graph uses :obj:`num_classes`, and homophilous edges (most cite the same
-class)."""
+class).
+
+Also a stand-in for a study's runner (:func:`device_runner`) that a
+spawned worker process can import."""
 from pathlib import Path
 
 import pickle
@@ -98,3 +101,10 @@ def write_fake_planetoid(raw_dir: Path, prefix: str, num_classes: int = 3,
         with open(raw_dir / f'ind.{prefix}.{name}', 'wb') as f:
             pickle.dump(item, f)
     np.savetxt(raw_dir / f'ind.{prefix}.test.index', test_index, fmt='%d')
+
+
+def device_runner(task, dataset, root, epochs, patience, base=None,
+                  device='cpu'):
+    r"""A study runner (see :func:`study.run_task`) that trains nothing and
+    reports the device it was given."""
+    return dict(val_acc=0.5, device=device)

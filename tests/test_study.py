@@ -1,3 +1,4 @@
+import argparse
 import json
 import os
 import shlex
@@ -15,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'benchmarks'))
 
 import study  # noqa: E402
+from fakes import device_runner  # noqa: E402
 
 ARGS = ['--methods', 'ct,mmd', '--search-samples', '2', '--search-seeds',
         '1', '--final-seeds', '2', '--peer-seeds', '1', '--epochs', '4',
@@ -252,6 +254,36 @@ def test_diagnose_setting_needs_method(capsys):
     assert '--set needs --attention-only' in capsys.readouterr().err
 
 
+def test_device_option(tmp_path, monkeypatch, capsys):
+    # --device cuda: every run on the GPU, in spawned worker processes
+    # (CUDA does not survive a fork) that are given the device; without a
+    # GPU, study.py and diagnose.py refuse it with a one-line error.
+    import diagnose
+
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    for main in (study.parse_args, diagnose.main):
+        with pytest.raises(SystemExit):
+            main(['--device', 'cuda'])
+        assert 'CUDA is not available' in capsys.readouterr().err
+    assert study.parse_args([]).device == 'cpu'
+    assert study.config('ct', {}, 0, 'cora', 1, 1,
+                        device='cuda').device == 'cuda'
+
+    contexts = []
+    get_context = study.multiprocessing.get_context
+    monkeypatch.setattr(study.multiprocessing, 'get_context',
+                        lambda method=None: contexts.append(method)
+                        or get_context(method))
+    tasks = [('final', 'none', {}, seed) for seed in range(2)]
+    for device, method in (('cuda', 'spawn'), ('cpu', None)):
+        store = study.Store(str(tmp_path / f'{device}.jsonl'))
+        args = argparse.Namespace(workers=1, device=device, dataset='cora',
+                                  root=None, epochs=1, patience=1, set={})
+        assert study.run_tasks(tasks, store, args, device_runner) == 2
+        assert contexts[-1] == method
+        assert [store.result(t)['device'] for t in tasks] == [device] * 2
+
+
 def test_recommended_settings_are_the_study_choices():
     # Every setting the library recommends is a study's validation choice,
     # recomputed from its committed runs with the study's own command (the
@@ -396,7 +428,8 @@ def test_attention_study_cells(tmp_path):
     env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}',
                ROOT=str(tmp_path / 'data'))
     script = str(REPO / 'benchmarks' / 'attention_study.sh')
-    cells = ['cora-noise-gatv2', 'squirrel-gt', 'dictionary-lookup-gat']
+    cells = ['cora-noise-gatv2', 'squirrel-gt', 'dictionary-lookup-gat',
+             'minesweeper-gatv2', 'citeseer-noise-transformer']
     out = subprocess.run(['bash', script, *cells], env=env, text=True,
                          capture_output=True, check=True).stdout
     commands = [shlex.split(line) for line in out.splitlines()
@@ -407,9 +440,13 @@ def test_attention_study_cells(tmp_path):
                ['hidden=64', 'model=platonov-gt'], True),
               ('dictionary-lookup', 'study/dictionary-lookup/gat',
                ['k=6', 'model=platonov-gat', 'layers=1', 'heads=1',
-                'hidden=64', 'dropout=0', 'lr=0.001'], False)]
+                'hidden=64', 'dropout=0', 'lr=0.001'], False),
+              ('minesweeper', 'study/minesweeper/gatv2',
+               ['model=platonov-gat', 'conv=gatv2'], True),
+              ('citeseer', 'study/citeseer-noise/transformer',
+               ['edge_noise=0.5', 'conv=transformer'], True)]
     study_runs = [c for c in commands if c[1] == 'benchmarks/study.py']
-    assert len(study_runs) == 3
+    assert len(study_runs) == 5
     for command, (dataset, folder, fields, variant) in zip(study_runs,
                                                            wanted):
         option = dict(zip(command[2::2], command[3::2]))
@@ -421,6 +458,10 @@ def test_attention_study_cells(tmp_path):
         assert ('ct.align_over=nodes,heads' in command) == variant
         study_args = study.parse_args(command[2:])
         assert study_args.final_seeds == 10 and study_args.peers == []
+        assert study_args.device == 'cpu'  # DEVICE=cuda for a GPU
+        # the paper's width and schedule (all 1000 steps) on minesweeper
+        assert study_args.patience == (1000 if dataset == 'minesweeper'
+                                       else 100)
     for command in commands:
         if command[1] == 'benchmarks/diagnose.py':
             assert '--attention-only' in command
