@@ -63,7 +63,8 @@ def row(folder: str, root: str) -> Optional[List[str]]:
     elif chosen is None:
         with open(runs) as f:
             done = sum(1 for _ in f)
-        cells += [f'running: {done} runs done'] + [''] * 5
+        runs_done = f'{done} run' + 's' * (done != 1)
+        cells += [f'running: {runs_done} done'] + [''] * 5
     else:
         rows = chosen['rows']
         plain = next(r for r in rows if r['method'] == 'none')
