@@ -20,6 +20,7 @@
 # DictionaryLookup: k = 6 and the GATv2 paper's model (embedding, one
 # attention layer with one head, no dropout, lr 1e-3).
 set -euo pipefail
+shopt -s extglob  # the cell patterns below
 cd "$(dirname "$0")/.."
 ROOT=${ROOT:-datasets}
 WORKERS=${WORKERS:-1}
@@ -68,15 +69,11 @@ run() {
     citeseer-noise-gat | citeseer-noise-gatv2 | citeseer-noise-transformer)
         cell "${1%-*}/${1##*-}" "${1%%-*}" --set edge_noise=0.5 \
             --set conv="${1##*-}" ;;
-    chameleon-* | squirrel-* | minesweeper-* | tolokers-*)  # Platonov et al.
+    @(chameleon|squirrel|minesweeper|tolokers)-@(gat|gatv2|gt))  # Platonov
         local benchmark=${1%%-*} layer=${1#*-} dataset options
         local model=(--set model=platonov-gat)
-        case $layer in
-        gat) ;;
-        gatv2) model+=(--set conv=gatv2) ;;
-        gt) model=(--set model=platonov-gt) ;;
-        *) echo "unknown cell '$1'" >&2; exit 2 ;;
-        esac
+        [[ $layer == gatv2 ]] && model+=(--set conv=gatv2)
+        [[ $layer == gt ]] && model=(--set model=platonov-gt)
         case $benchmark in
         chameleon | squirrel)
             dataset=$benchmark-filtered options=("${PLATONOV[@]}") ;;

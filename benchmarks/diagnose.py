@@ -299,6 +299,7 @@ def attention_only(args, argv=None):
         models.append((method, method, setting))
     elif args.method is not None:  # no study: the divergence's defaults
         models.append((args.method, args.method, {}))
+    on_device = data.to(args.device)  # for the diagnostics
     report = {}
     for label, method, setting in models:
         config = study.config(method, setting, 0, args.dataset, args.epochs,
@@ -306,7 +307,6 @@ def attention_only(args, argv=None):
         seed_everything(0)
         model = training.make_model(method, data, config).to(args.device)
         result = training.fit(model, data, method, 0, config)
-        on_device = data.to(args.device)
         report[label] = dict(
             method=method, setting=setting, epochs=result.epochs,
             uniformity=attention_uniformity(model, on_device),
@@ -348,7 +348,8 @@ def main(argv=None):
     parser.add_argument('--epochs', type=int, default=1000)
     parser.add_argument('--patience', type=int, default=100)
     parser.add_argument('--workers', type=int, default=2)
-    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu',
+    parser.add_argument('--device', type=study.device_option,
+                        choices=['cpu', 'cuda'], default='cpu',
                         help='where the models train')
     parser.add_argument('--trace-epochs', default=TRACE_EPOCHS,
                         type=lambda text: tuple(map(int, text.split(','))))
@@ -367,9 +368,6 @@ def main(argv=None):
     args.set = dict(args.set)
     if args.setting is not None and args.method is None:
         parser.error('--setting needs --method')
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        parser.error('argument --device: CUDA is not available; use '
-                     '--device cpu')
     if args.attention_only:
         return attention_only(args, argv)
     if args.set:  # parts 1 and 3 are written for the Planetoid GAT

@@ -353,6 +353,14 @@ def set_option(text: str) -> Tuple[str, object]:
     return name, _value(value)
 
 
+def device_option(text: str) -> str:
+    r"""Parses :obj:`--device`: :obj:`"cuda"` only where there is a GPU."""
+    if text == 'cuda' and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError('CUDA is not available; use '
+                                         '--device cpu')
+    return text
+
+
 def _value(text: str):
     r"""A JSON value (number, list ...), else the text itself."""
     try:
@@ -391,16 +399,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--patience', type=int, default=100)
     parser.add_argument('--workers', type=int, default=2,
                         help='processes (2 on 2 cores: 1.71x one, measured)')
-    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu',
+    parser.add_argument('--device', type=device_option,
+                        choices=['cpu', 'cuda'], default='cpu',
                         help='where each run trains (cuda: the workers '
                         'share the GPU)')
     parser.add_argument('--stage', choices=['search', 'all'], default='all')
     parser.add_argument('--measure-workers', action='store_true')
     parser.add_argument('--measure-runs', type=int, default=4)
     args = parser.parse_args(argv)
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        parser.error('argument --device: CUDA is not available; use '
-                     '--device cpu')
     space = {}
     for method, name, values in args.space:
         space.setdefault(method, {})[name] = values
