@@ -48,6 +48,7 @@ from align_gnn.results import (
 )
 from align_gnn.recipe import LABELS, LOSSES
 from align_gnn.robustness import ATTACKS
+from align_gnn.threads import set_threads
 from align_gnn.training import experiment
 
 MAX_SEED = 2**32 - 1  # NumPy's seeds
@@ -403,6 +404,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='continue from the checkpoint in --checkpoint DIR (finished '
         'runs are not re-run; the same settings are required); start from '
         'scratch if DIR holds none')
+    parser.add_argument(
+        '--threads', type=positive_int, metavar='N',
+        help='CPU threads of this process (PyTorch\'s intra-op threads; '
+        'the results do not depend on it); unset: $OMP_NUM_THREADS, else '
+        'one per core. When other CPU-bound work shares the cores (another '
+        'run, a study, a test suite), give each process its share, e.g. '
+        '--threads 1 on 2 cores beside one other job: threads spinning '
+        'against each other cost far more than one thread (docs/cli.md, '
+        '"Threads")')
     parser.add_argument('--quiet', action='store_true',
                         help='no progress bars')
     parser.add_argument('--debug', action='store_true',
@@ -422,6 +432,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    if args.threads:
+        set_threads(args.threads)
     notes = logging.StreamHandler()  # the library's notes, e.g. features
     notes.setFormatter(logging.Formatter('note: %(message)s'))
     logging.getLogger('align_gnn').addHandler(notes)

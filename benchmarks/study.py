@@ -24,10 +24,10 @@ the search uses splits 0 .. --search-seeds - 1 and the final runs splits
 
 Every finished run is appended at once to <folder>/runs.jsonl (flushed and
 synced); a rerun of the same command skips what is done, so the study may be
-stopped at any point. --workers N runs N processes (one thread each when
-N > 1); --measure-workers times one against two on the same runs. --device
-cuda trains on the GPU (the processes share it; they are spawned, not
-forked); the runs of a folder may come from either device.
+stopped at any point. --workers N runs N processes (the cores divided among
+them, see align_gnn.threads); --measure-workers times one against two on the
+same runs. --device cuda trains on the GPU (the processes share it; they are
+spawned, not forked); the runs of a folder may come from either device.
 
     python benchmarks/study.py --dataset cora --folder study/cora
     python benchmarks/study.py --dataset cora --folder study/cora --workers 2
@@ -65,6 +65,7 @@ from align_gnn import training  # noqa: E402
 from align_gnn.config import Config  # noqa: E402
 from align_gnn.data import num_splits  # noqa: E402
 from align_gnn.results import RunResult, atomic_write, summarize  # noqa: E402
+from align_gnn.threads import set_threads, threads_per_process  # noqa: E402
 
 SEARCH_SPACE = {
     'align_weight': [0.003, 0.01, 0.03, 0.1, 0.3, 1.0],
@@ -147,7 +148,7 @@ _graphs = {}
 
 
 def _init_worker(threads: int):
-    torch.set_num_threads(threads)
+    set_threads(threads)
 
 
 def graph(dataset: str, root: str, base: Optional[Dict] = None):
@@ -201,7 +202,7 @@ def run_tasks(tasks: Iterable[Task], store: Store, args,
     pending = [t for t in tasks if task_key(t) not in store.records]
     if not pending:
         return 0
-    threads = torch.get_num_threads() if args.workers == 1 else 1
+    threads = threads_per_process(args.workers)
     device = getattr(args, 'device', 'cpu')
     context = multiprocessing.get_context(  # CUDA cannot live in a fork
         'spawn' if device == 'cuda' else None)

@@ -1,14 +1,42 @@
 import fcntl
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from align_gnn.data import load_dataset
 from align_gnn.data.planetoid import raw_paths
+from align_gnn.threads import set_threads, threads_per_process
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / 'shared' / 'datasets'
+
+#: The test processes running at once (pytest-xdist's workers, else one).
+WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', 1))
+#: Each test process gets its share of the cores, for its own kernels and,
+#: through :obj:`OMP_NUM_THREADS`, for every process a test starts (the
+#: command line, a benchmark, a study's workers, torchrun): the suite never
+#: runs more threads than there are cores (see :mod:`align_gnn.threads`).
+THREADS = threads_per_process(WORKERS)
+set_threads(THREADS)
+
+#: The one wall-clock limit of the suite, for a test's subprocess or its wait
+#: for a process to reach a state: a hang detector, not a speed check (speed
+#: is measured in benchmarks/). Generous: a CLI test that takes 30 s on a
+#: quiet 2-core machine may take ten times as long on a busy one.
+HANG_SECONDS = 1800
+
+
+def wait_for(condition, what: str, interval: float = 0.05):
+    r"""Polls :obj:`condition()` until it holds; fails the test naming
+    :obj:`what` if it still does not after :obj:`HANG_SECONDS`."""
+    deadline = time.monotonic() + HANG_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f'{what} did not happen in {HANG_SECONDS} s')
+        time.sleep(interval)
 
 
 def has_raw(root: Path, name: str) -> bool:

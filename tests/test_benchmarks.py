@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import HANG_SECONDS
 
 BENCHMARKS = osp.join(osp.dirname(osp.dirname(__file__)), 'benchmarks')
 
@@ -42,6 +43,6 @@ def test_benchmark_runs(script, data_root, tmp_path):
         args = [*args, '--folder', str(tmp_path)]
     proc = subprocess.run([sys.executable, osp.join(BENCHMARKS, script),
                            *args], capture_output=True, text=True,
-                          timeout=600)
+                          timeout=HANG_SECONDS)
     assert proc.returncode == 0, proc.stderr
     assert expected in proc.stdout

@@ -11,6 +11,7 @@ import torch
 
 from align_gnn.data import DataError, load_dataset, ogb, planetoid
 from align_gnn.data.planetoid import load_planetoid, raw_paths
+from conftest import HANG_SECONDS
 from fakes import write_fake_arxiv, write_fake_planetoid
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +96,7 @@ def cli(*args) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO / 'train_gat.py'), *map(str, args)],
         stdin=subprocess.PIPE, capture_output=True, text=True, cwd=REPO,
-        timeout=120)
+        timeout=HANG_SECONDS)
 
 
 def test_arxiv_without_release_file_fails_fast(arxiv_root, tmp_path):

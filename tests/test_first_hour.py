@@ -24,6 +24,7 @@ from align_gnn import (
 from align_gnn import training
 from align_gnn.config import Config
 from align_gnn.models import GAT
+from conftest import HANG_SECONDS
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'benchmarks'))
@@ -161,7 +162,7 @@ def test_help_shows_defaults_as_flags_take_them():
         sys.path.remove(str(REPO))
     proc = subprocess.run([sys.executable, str(REPO / 'train_gat.py'),
                            '--help'], capture_output=True, text=True,
-                          timeout=120, cwd=REPO)
+                          timeout=HANG_SECONDS, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     text = ' '.join(proc.stdout.split())
     assert '(default: None)' not in text
@@ -191,7 +192,8 @@ def test_readme_snippet_and_example_run_without_warnings(data_root):
     proc = subprocess.run(
         [sys.executable, '-W', 'error::UserWarning',
          str(REPO / 'examples' / 'train_cora.py'), '--root', str(data_root),
-         '--epochs', '3'], capture_output=True, text=True, timeout=300)
+         '--epochs', '3'], capture_output=True, text=True,
+        timeout=HANG_SECONDS)
     assert proc.returncode == 0, proc.stderr
     assert 'Warning' not in proc.stderr
     assert 'Best validation accuracy' in proc.stdout

@@ -10,6 +10,7 @@ import torch
 
 from align_gnn.data import DataError, graph_files, load_dataset
 from align_gnn.models import build_model
+from conftest import HANG_SECONDS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,7 +44,7 @@ def test_graphml_end_to_end(graphml, tmp_path):
         [sys.executable, str(REPO / 'train_gat.py'), '--dataset',
          str(graphml), '--feature-attr', 'x', '--compare', 'none,ct',
          '--runs', '2', '--epochs', '100', '--quiet', '--out', str(out)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        capture_output=True, text=True, timeout=HANG_SECONDS, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     results = json.loads(out.read_text())
     assert results['dataset'] == str(graphml)
@@ -175,7 +176,7 @@ def test_cli_errors(graphml, tmp_path, argv, message):
     result = subprocess.run(
         [sys.executable, str(REPO / 'train_gat.py'), *argv, '--out',
          str(tmp_path / 'r.json')], capture_output=True, text=True,
-        timeout=120, cwd=tmp_path)
+        timeout=HANG_SECONDS, cwd=tmp_path)
     assert result.returncode == 2 and 'Traceback' not in result.stderr
     assert result.stderr.count('\n') == 1 and message in result.stderr
 
@@ -187,7 +188,7 @@ def test_cli_conv(graphml, tmp_path, conv):
         [sys.executable, str(REPO / 'train_gat.py'), '--dataset',
          str(graphml), '--feature-attr', 'x', '--conv', conv, '--compare',
          'none,mmd', '--runs', '1', '--epochs', '30', '--quiet', '--out',
-         str(out)], capture_output=True, text=True, timeout=300)
+         str(out)], capture_output=True, text=True, timeout=HANG_SECONDS)
     assert result.returncode == 0, result.stderr
     results = json.loads(out.read_text())
     assert results['config']['conv'] == conv

@@ -34,6 +34,7 @@ from align_gnn.recipe import (
 )
 from align_gnn.schedule import learning_rate
 from align_gnn.selection import LowestLoss
+from conftest import HANG_SECONDS
 from fakes import write_fake_arxiv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -280,7 +281,7 @@ def test_labels_as_input_and_reuse():
 def cli(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, 'train_gat.py', *map(str, args)],
                           capture_output=True, text=True, cwd=REPO,
-                          timeout=600)
+                          timeout=HANG_SECONDS)
 
 
 @pytest.fixture(scope='module')

@@ -13,6 +13,7 @@ from align_gnn.reproducibility import (
     mkl_threads,
     single_threaded_blas,
 )
+from conftest import HANG_SECONDS
 
 MKL = torch.backends.mkl.is_available()
 
@@ -48,11 +49,13 @@ def test_mkl_mode_is_set_on_import():
     code = 'import os, align_gnn; print(os.environ["MKL_CBWR"])'
     env = {k: v for k, v in os.environ.items() if k != 'MKL_CBWR'}
     out = subprocess.run([sys.executable, '-c', code], env=env,
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=True,
+                         timeout=HANG_SECONDS).stdout
     assert out.strip() == 'AUTO,STRICT'
     env['MKL_CBWR'] = 'COMPATIBLE'
     out = subprocess.run([sys.executable, '-c', code], env=env,
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=True,
+                         timeout=HANG_SECONDS).stdout
     assert out.strip() == 'COMPATIBLE'
 
 

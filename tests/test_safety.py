@@ -23,6 +23,7 @@ from align_gnn.data import DataError, load_dataset
 from align_gnn.data.planetoid import load_planetoid
 from align_gnn.outputs import FileLock, LockedError
 from align_gnn.results import save_results
+from conftest import HANG_SECONDS, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ('--epochs', '3', '--runs', '1', '--quiet', '--align', 'none')
@@ -43,10 +44,10 @@ def edges(tmp_path) -> Path:
     return tmp_path
 
 
-def cli(*args, cwd, timeout=300) -> subprocess.CompletedProcess:
+def cli(*args, cwd) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO / 'train_gat.py'), *map(str, args)],
-        capture_output=True, text=True, timeout=timeout, cwd=cwd)
+        capture_output=True, text=True, timeout=HANG_SECONDS, cwd=cwd)
 
 
 def graph_args(folder: Path):
@@ -131,14 +132,10 @@ def test_second_process_fails_at_once_naming_the_first(edges):
          '100000', '--runs', '1', '--quiet', '--checkpoint',
          str(edges / 'ckpt'), '--checkpoint-every', '1', '--out',
          str(edges / 'r.json')], cwd=edges, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-        env={**os.environ, 'OMP_NUM_THREADS': '1'})
+        stderr=subprocess.PIPE, text=True)
     try:
         checkpoint = edges / 'ckpt' / 'checkpoint.pt'
-        deadline = time.time() + 120
-        while not checkpoint.exists() and time.time() < deadline:
-            time.sleep(0.2)
-        assert checkpoint.exists(), 'the first process did not start'
+        wait_for(checkpoint.exists, 'the first process\'s checkpoint')
         for argv in (('--align', 'ct', '--out', edges / 'r.json'),
                      ('--align', 'ct', '--out', edges / 'other.json')):
             second = cli(*graph_args(edges), '--epochs', 3, '--runs', 1,
@@ -150,7 +147,7 @@ def test_second_process_fails_at_once_naming_the_first(edges):
         assert not (edges / 'other.json').exists()
         # 5. SIGTERM: one line, the current run saved, --resume goes on.
         first.send_signal(signal.SIGTERM)
-        _, stderr = first.communicate(timeout=120)
+        _, stderr = first.communicate(timeout=HANG_SECONDS)
     finally:
         first.kill()
     assert first.returncode == 128 + signal.SIGTERM, stderr
@@ -177,7 +174,7 @@ def test_file_lock(tmp_path):
             FileLock(path, 'The thing')
     finally:
         holder.kill()
-        holder.wait()
+        holder.wait(timeout=HANG_SECONDS)
     lock = FileLock(path, 'The thing')  # freed by the OS at the kill
     assert FileLock(path, 'The thing')  # the same process: replaced
     lock.release()
@@ -305,12 +302,10 @@ def test_sigint_one_line(edges):
         cwd=edges, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lock = edges / '.r.json.lock'
-        deadline = time.time() + 120
-        while not lock.exists() and time.time() < deadline:
-            time.sleep(0.2)
+        wait_for(lock.exists, 'the results file\'s lock')
         time.sleep(3)  # into training
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
+        _, stderr = proc.communicate(timeout=HANG_SECONDS)
     finally:
         proc.kill()
     assert proc.returncode == 130, stderr

@@ -15,6 +15,7 @@ from align_gnn import training
 from align_gnn.config import Config
 from align_gnn.data import load_dataset
 from align_gnn.models import build_arxiv_model, num_layers
+from conftest import HANG_SECONDS
 from fakes import write_fake_arxiv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,12 +28,13 @@ def arxiv_root(tmp_path_factory) -> Path:
     return root
 
 
-def run(*args, launcher=(sys.executable, ), timeout=300,
+def run(*args, launcher=(sys.executable, ),
         env=None) -> subprocess.CompletedProcess:
-    # One thread per process: two ranks share this machine's cores.
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', **(env or {})}
+    # Each process (each rank under torchrun) on this test process's share
+    # of the cores (conftest's OMP_NUM_THREADS), at least one thread.
+    env = {**os.environ, **(env or {})}
     return subprocess.run([*launcher, *map(str, args)], capture_output=True,
-                          text=True, cwd=REPO, timeout=timeout, env=env)
+                          text=True, cwd=REPO, timeout=HANG_SECONDS, env=env)
 
 
 def test_arxiv_leaderboard_report(arxiv_root, tmp_path):

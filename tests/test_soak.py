@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import HANG_SECONDS
 
 SCRIPT = osp.join(osp.dirname(osp.dirname(__file__)), 'benchmarks',
                   'soak.py')
@@ -47,7 +48,7 @@ def test_command_line(capsys):
     proc = subprocess.run([sys.executable, SCRIPT, '--steps', '3',
                            '--regimes', 'single-node', '--divergences',
                            'ct,mmd'], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=HANG_SECONDS)
     assert proc.returncode == 0, proc.stderr
     assert '0 of 4 runs failed' in proc.stdout
     with pytest.raises(SystemExit):

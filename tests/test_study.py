@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'benchmarks'))
 
 import study  # noqa: E402
+from conftest import HANG_SECONDS
 from fakes import device_runner  # noqa: E402
 
 ARGS = ['--methods', 'ct,mmd', '--search-samples', '2', '--search-seeds',
@@ -27,7 +28,7 @@ def run(data_root, folder, *extra) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO / 'benchmarks' / 'study.py'), '--root',
          str(data_root), '--folder', str(folder), *ARGS, *extra],
-        capture_output=True, text=True, timeout=300)
+        capture_output=True, text=True, timeout=HANG_SECONDS)
 
 
 def test_sample_settings():
@@ -222,7 +223,7 @@ def test_diagnose_end_to_end(data_root, tmp_path):
         [sys.executable, str(REPO / 'benchmarks' / 'diagnose.py'), '--root',
          str(data_root), '--folder', str(folder), '--seeds', '1',
          '--epochs', '3', '--trace-epochs', '1,2'],
-        capture_output=True, text=True, timeout=300)
+        capture_output=True, text=True, timeout=HANG_SECONDS)
     assert result.returncode == 0, result.stderr
     report = json.loads((folder / 'diagnose.json').read_text())
     assert report['method'] == 'ct' and report['setting'] == setting
@@ -337,7 +338,7 @@ def test_diagnose_attention_only(hetero_root, tmp_path):
          '--folder', str(tmp_path), '--epochs', '2', '--set', 'hidden=8',
          '--set', 'heads=2', '--set', 'layers=1', '--set',
          'model=platonov-gt', '--method', 'ct'],
-        capture_output=True, text=True, timeout=300)
+        capture_output=True, text=True, timeout=HANG_SECONDS)
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / 'attention.json').read_text())
     assert report['metric'] == 'roc_auc'
@@ -359,7 +360,8 @@ def test_diagnose_attention_only(hetero_root, tmp_path):
          str(hetero_root), '--dataset', 'minesweeper', '--attention-only',
          '--folder', str(tmp_path), '--epochs', '2', '--set', 'hidden=8',
          '--set', 'heads=2', '--set', 'layers=1', '--set',
-         'model=platonov-gt'], capture_output=True, text=True, timeout=300)
+         'model=platonov-gt'], capture_output=True, text=True,
+        timeout=HANG_SECONDS)
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / 'attention.json').read_text())
     assert set(report['models']) == {'plain', 'mmd'}
@@ -431,7 +433,8 @@ def test_attention_study_cells(tmp_path):
     cells = ['cora-noise-gatv2', 'squirrel-gt', 'dictionary-lookup-gat',
              'minesweeper-gatv2', 'citeseer-noise-transformer']
     out = subprocess.run(['bash', script, *cells], env=env, text=True,
-                         capture_output=True, check=True).stdout
+                         capture_output=True, check=True,
+                         timeout=HANG_SECONDS).stdout
     commands = [shlex.split(line) for line in out.splitlines()
                 if line.startswith('python')]
     wanted = [('cora', 'study/cora-noise/gatv2',
@@ -467,5 +470,5 @@ def test_attention_study_cells(tmp_path):
             assert '--attention-only' in command
 
     bad = subprocess.run(['bash', script, 'cora-gcn'], env=env, text=True,
-                         capture_output=True)
+                         capture_output=True, timeout=HANG_SECONDS)
     assert bad.returncode == 2 and "unknown cell 'cora-gcn'" in bad.stderr

@@ -28,6 +28,7 @@ from align_gnn.models import (
     num_parameters,
 )
 from align_gnn.results import check_writable, paired_test, save_results
+from conftest import HANG_SECONDS
 from fakes import write_fake_planetoid
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +56,7 @@ def cli(*args, cwd=REPO, env=None,
     script = ['-c', OFFLINE] if offline else [str(REPO / 'train_gat.py')]
     return subprocess.run([sys.executable, *script, *map(str, args)],
                           capture_output=True, text=True, cwd=cwd,
-                          timeout=300,
+                          timeout=HANG_SECONDS,
                           env=None if env is None else {**os.environ, **env})
 
 
