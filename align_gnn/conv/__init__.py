@@ -1,0 +1,16 @@
+from align_gnn.conv.aligned_attention import (
+    ALIGN_OVER,
+    PERMUTATION_MAX_ROWS,
+    AlignedAttention,
+    AlignedGATConv,
+    AlignedGATv2Conv,
+    AlignedTransformerConv,
+    AttentionSum,
+    NormalizedGATConv,
+    adversary_parameters,
+    alignment_loss,
+    model_parameters,
+    quiet_sparse_csr,
+    sample_rows,
+    select_rows,
+)
