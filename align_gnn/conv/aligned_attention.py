@@ -9,7 +9,8 @@ from torch_geometric.typing import Adj, OptPairTensor
 
 from align_gnn.across_heads import across_heads_loss
 from align_gnn.conv.utils import sample_rows, select_rows
-from align_gnn.divergences import _check_rho, resolve_divergence
+from align_gnn.divergences import resolve_divergence
+from align_gnn.divergences.utils import _check_rho
 
 ALIGN_OVER = ('nodes', 'heads')
 
