@@ -48,7 +48,7 @@ from align_gnn.results import (
 )
 from align_gnn.recipe import LABELS, LOSSES
 from align_gnn.robustness import ATTACKS
-from align_gnn.training import experiment
+from align_gnn.experiment import experiment
 
 MAX_SEED = 2**32 - 1  # NumPy's seeds
 
