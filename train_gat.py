@@ -48,8 +48,8 @@ from align_gnn.results import (
 )
 from align_gnn.recipe import LABELS, LOSSES
 from align_gnn.robustness import ATTACKS
+from align_gnn.experiment import experiment
 from align_gnn.threads import set_threads
-from align_gnn.training import experiment
 
 MAX_SEED = 2**32 - 1  # NumPy's seeds
 
@@ -151,11 +151,8 @@ def recommended(name: str) -> str:
             f'{DEFAULT_ALIGNMENT[name]}')
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = ArgumentParser(
-        description=__doc__.split('\n\n')[0],
-        formatter_class=HelpFormatter)
-    parser.add_argument(
+def _data_arguments(group: argparse._ArgumentGroup):
+    group.add_argument(
         '--dataset', type=_dataset, default='cora',
         help='cora, citeseer, pubmed (Planetoid public split, the 2-layer '
         'GAT of PyG examples/gat.py), ogbn-arxiv (OGB time split, OGB '
@@ -166,7 +163,41 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'squirrel-filtered (Platonov et al.\'s data and model, run i on '
         'fixed split i, --runs at most 10); dictionary-lookup (GATv2 '
         'paper\'s generated task, see --k)')
-    parser.add_argument(
+    group.add_argument(
+        '--root', help='data root; unset: $ALIGN_GNN_DATA, else datasets/')
+    group.add_argument(
+        '--k', type=_number(int, 'an integer >= 3', lambda v: v >= 3),
+        default=4,
+        help='dictionary-lookup: keys per graph (all k! permutations up to '
+        '32000 graphs; "unseen combinations" split drawn with --seed)')
+    group.add_argument(
+        '--edge-noise', type=_number(float, 'a number >= 0',
+                                     lambda v: v >= 0), default=0.0,
+        metavar='P',
+        help='add P*|E|/2 uniformly random undirected non-edges to the '
+        'graph before training (drawn with --seed)')
+    group.add_argument(
+        '--label-attr', default='label', metavar='NAME',
+        help='graph file: the node attribute holding the class')
+    group.add_argument(
+        '--feature-attr', type=lambda text: text.split(','),
+        metavar='NAME[,NAME...]',
+        help='graph file: the node attribute holding a feature vector, or '
+        'several numeric attributes; unset: identity features up to 5000 '
+        'nodes, one-hot degrees beyond')
+    group.add_argument(
+        '--node-attributes', metavar='CSV',
+        help='edge list: a CSV file of node attributes (header; first '
+        'column the node)')
+    group.add_argument(
+        '--split', type=fractions, default=[0.6, 0.2, 0.2],
+        metavar='TRAIN,VAL,TEST',
+        help='graph file: fractions of each class for training, validation '
+        'and test, drawn with --seed (the same split for every run)')
+
+
+def _model_arguments(group: argparse._ArgumentGroup):
+    group.add_argument(
         '--model', type=str.lower, choices=list(MODELS),
         help='gat: the data set\'s GAT (Planetoid, graph files, '
         'dictionary-lookup: PyG examples/gat.py; ogbn-arxiv: ArxivGAT); '
@@ -174,41 +205,99 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '(ICLR 2023) with GAT (--conv gat or gatv2) or graph transformer '
         'attention, -sep concatenating a node and its neighbourhood; '
         'unset: platonov-gat on the heterophilous sets, else gat')
-    parser.add_argument(
+    group.add_argument(
+        '--conv', type=str.lower, default='gat', choices=list(CONVS),
+        help='the attention layer of none and the aligned methods: PyG '
+        'GATConv, GATv2Conv or TransformerConv (aligned: AlignedGATConv, '
+        'AlignedGATv2Conv, AlignedTransformerConv)')
+    group.add_argument(
         '--hidden', type=positive_int, metavar='D',
         help='platonov-*: width; unset: 512 (the paper; on a CPU try 64); '
         'ogbn-arxiv GAT: channels per head; unset: 250')
-    parser.add_argument(
+    group.add_argument(
         '--heads', type=positive_int,
         help='platonov-*: attention heads, dividing --hidden; unset: 8; '
         'ogbn-arxiv GAT: heads of the hidden layers; unset: 3')
-    parser.add_argument(
+    group.add_argument(
         '--layers', type=positive_int,
         help='platonov-*: attention blocks (the paper chose 1-5 on '
         'validation); unset: 5; ogbn-arxiv GAT: layers; unset: 3')
-    parser.add_argument(
+    group.add_argument(
         '--dropout', type=_number(float, 'a number in [0, 1)',
                                   lambda v: 0 <= v < 1),
         help='platonov-*: dropout probability; unset: 0.2; ogbn-arxiv GAT: '
         'between layers; unset: 0.75')
-    parser.add_argument(
-        '--k', type=_number(int, 'an integer >= 3', lambda v: v >= 3),
-        default=4,
-        help='dictionary-lookup: keys per graph (all k! permutations up to '
-        '32000 graphs; "unseen combinations" split drawn with --seed)')
-    parser.add_argument(
-        '--edge-noise', type=_number(float, 'a number >= 0',
-                                     lambda v: v >= 0), default=0.0,
-        metavar='P',
-        help='add P*|E|/2 uniformly random undirected non-edges to the '
-        'graph before training (drawn with --seed)')
-    parser.add_argument(
+
+
+def _alignment_arguments(group: argparse._ArgumentGroup):
+    group.add_argument(
+        '--align', type=str.lower, default='ct', choices=METHODS,
+        metavar='METHOD',
+        help=f'the method to train, one of {", ".join(METHODS)}: '
+        'none is the plain GAT of PyG examples/gat.py, ct/adversarial/'
+        'sinkhorn/mmd add alignment attention with that divergence, '
+        'gatv2/supergat are PyG peers; the default ct is the method this '
+        'project studies')
+    group.add_argument(
+        '--compare', type=_methods, metavar='M1,M2,...',
+        help='train several methods on the same seeds and print a table '
+        'with paired tests against the first (overrides --align)')
+    group.add_argument(
+        '--align-weight', type=_number(float, 'a number >= 0',
+                                       lambda v: v >= 0),
+        help='weight lambda of the alignment loss'
+        + recommended('align_weight'))
+    group.add_argument(
+        '--align-samples', type=_number(int, 'an integer >= 2',
+                                        lambda v: v >= 2),
+        help='keys and queries sampled per layer and forward pass'
+        + recommended('align_samples'))
+    group.add_argument(
+        '--rho', type=_number(float, 'a number in [0, 1]',
+                              lambda v: 0 <= v <= 1),
+        help='forward (query-to-key) transport weight of ct'
+        + recommended('rho'))
+    group.add_argument(
+        '--adversary-channels', type=positive_int, metavar='W',
+        help='width of the adversaries (ct critic and navigator, '
+        'adversarial discriminator)' + recommended('adversary_channels'))
+    group.add_argument(
+        '--adversary-lr-scale', type=_number(float, 'a number > 0',
+                                             lambda v: v > 0),
+        help="the adversaries' learning rate is --lr times this"
+        + recommended('adversary_lr_scale'))
+    group.add_argument(
+        '--align-warmup', type=_number(int, 'an integer >= 0',
+                                       lambda v: v >= 0),
+        default=0, metavar='EPOCHS',
+        help='ramp the alignment weight linearly from 0 to --align-weight '
+        'over the first EPOCHS epochs (0: the full weight from the start, '
+        'as the study was run; docs/cli.md says why it is the default)')
+    group.add_argument(
         '--align-over', type=str.lower, default='nodes',
         choices=list(ALIGN_OVER),
         help='nodes: per head, the sampled nodes\' queries and keys are '
         'the two samples; heads: per node, its heads\' queries and keys '
         '(the alignment paper\'s code)')
-    parser.add_argument(
+
+
+def _training_arguments(group: argparse._ArgumentGroup):
+    group.add_argument('--runs', type=positive_int, default=10,
+                       help='number of seeds per method')
+    group.add_argument(
+        '--seed', type=_number(int, 'an integer >= 0', lambda v: v >= 0),
+        default=0, help='first seed; runs use seed, seed+1, ...')
+    group.add_argument(
+        '--epochs', type=positive_int,
+        help='maximum number of epochs per run; unset: 1000 (ogbn-arxiv '
+        '2000)')
+    group.add_argument(
+        '--patience', type=positive_int,
+        help='stop after this many epochs without a better validation '
+        'accuracy (ties broken by validation loss; --selection loss: '
+        'without a lower validation loss); unset: 100 (ogbn-arxiv: '
+        '--epochs, no early stopping)')
+    group.add_argument(
         '--selection', type=str.lower,
         choices=list(SELECTIONS),
         help='acc: keep the best validation accuracy (ROC-AUC on '
@@ -217,194 +306,127 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'accuracy or loss improves, keep the last epoch where both were '
         'best); loss: keep the lowest validation loss (--loss); unset: acc '
         '(ogbn-arxiv: loss)')
-    parser.add_argument(
+    group.add_argument(
+        '--lr', type=_number(float, 'a number > 0', lambda v: v > 0),
+        help='learning rate; unset: 0.005 (PubMed 0.01, ogbn-arxiv 0.002, '
+        'the heterophilous sets 3e-5)')
+    group.add_argument(
+        '--weight-decay', type=_number(float, 'a number >= 0',
+                                       lambda v: v >= 0),
+        help='weight decay; unset: 5e-4 (PubMed 1e-3, ogbn-arxiv and the '
+        'heterophilous sets 0)')
+    group.add_argument(
+        '--optimizer', type=str.lower, choices=list(OPTIMIZERS),
+        help='unset: adam (ogbn-arxiv: rmsprop)')
+    group.add_argument(
+        '--lr-warmup', type=_number(int, 'an integer >= 0',
+                                    lambda v: v >= 0), metavar='EPOCHS',
+        help='raise the learning rate linearly over the first EPOCHS '
+        'epochs (epoch t: lr * t / EPOCHS); unset: 0 (ogbn-arxiv: 50)')
+    group.add_argument(
+        '--loss', type=str.lower, choices=list(LOSSES),
+        help='ce: cross-entropy; log-ce: log(eps + CE) - log(eps), eps = '
+        '1 - log 2; unset: ce (ogbn-arxiv: log-ce)')
+
+
+def _robustness_arguments(group: argparse._ArgumentGroup):
+    group.add_argument(
+        '--attack', type=str.lower, choices=ATTACKS,
+        help='evaluate each trained model under this structure attack (PyG '
+        'PRBCDAttack, a global evasion attack on the test nodes) and under '
+        'as many random edge flips, at each of --budgets')
+    group.add_argument(
+        '--budgets', type=budgets, default=[0.01, 0.05, 0.1],
+        metavar='B1,B2,...',
+        help='attack budgets as fractions of the edges')
+    group.add_argument(
+        '--attack-epochs', type=positive_int, default=50,
+        help='PRBCD epochs (and 4/5 as many to sample the final '
+        'perturbation; PyG\'s default is 125)')
+
+
+def _outputs_arguments(group: argparse._ArgumentGroup):
+    group.add_argument(
+        '--out', help='results JSON file; unset: a timestamped file under '
+        'results/; never a file that is not a results file, nor an input '
+        'or the checkpoint of this run')
+    group.add_argument(
+        '--overwrite', action='store_true',
+        help='replace an existing results file (--out) or figures '
+        '(--plot-dir) of an earlier run; other files are never replaced')
+    group.add_argument(
+        '--plot-dir', metavar='DIR',
+        help='write figures to DIR: a reliability diagram per method, '
+        'accuracy under attack (with --attack), keys and queries of the '
+        'first seed (PCA, per layer and head), learning curves; needs the '
+        'plot extra (matplotlib)')
+    group.add_argument(
+        '--checkpoint', metavar='DIR',
+        help='save the progress (finished runs, and the full state of the '
+        'current run: model, optimizer, random generators, early stopping) '
+        'atomically to DIR/checkpoint.pt, so that --resume can continue it '
+        'exactly; DIR must not hold a checkpoint yet, unless --resume')
+    group.add_argument(
+        '--checkpoint-every', type=positive_int, default=50, metavar='K',
+        help='with --checkpoint, save the current run every K epochs (and '
+        'after every run)')
+    group.add_argument(
+        '--resume', action='store_true',
+        help='continue from the checkpoint in --checkpoint DIR (finished '
+        'runs are not re-run; the same settings are required); start from '
+        'scratch if DIR holds none')
+    group.add_argument('--quiet', action='store_true',
+                       help='no progress bars')
+    group.add_argument('--debug', action='store_true',
+                       help='show tracebacks of errors')
+
+
+def _arxiv_arguments(group: argparse._ArgumentGroup):
+    group.add_argument(
         '--labels', type=str.lower, choices=list(LABELS),
         help='ogbn-arxiv: input appends the one-hot labels of a random half '
         'of the training nodes to the features and predicts the other half '
         '(evaluation: all training labels); reuse also feeds the '
         'predictions back into the label columns once; unset: input '
         '(none with --batch-size)')
-    parser.add_argument(
+    group.add_argument(
         '--edge-drop', type=_number(float, 'a number in [0, 1)',
                                     lambda v: 0 <= v < 1), metavar='P',
         help='ogbn-arxiv GAT: leave a random share P of the edges out of '
         'each training step\'s attention softmax, in every layer; unset: '
         '0.1 (--labels reuse: 0.3)')
-    parser.add_argument(
+    group.add_argument(
         '--norm-adj', action=argparse.BooleanOptionalAction,
         help='ogbn-arxiv GAT: scale the source features by out-degree^-1/2 '
         'before the aggregation and the result by in-degree^1/2; unset: '
         '--norm-adj')
-    parser.add_argument(
+    group.add_argument(
         '--att-dst', action=argparse.BooleanOptionalAction,
         help='ogbn-arxiv GAT: learn the target attention vector (the '
         'query); unset: --no-att-dst for none (the recipe), --att-dst for '
         'the aligned methods (alignment needs the query)')
-    parser.add_argument(
-        '--loss', type=str.lower, choices=list(LOSSES),
-        help='ce: cross-entropy; log-ce: log(eps + CE) - log(eps), eps = '
-        '1 - log 2; unset: ce (ogbn-arxiv: log-ce)')
-    parser.add_argument(
-        '--optimizer', type=str.lower, choices=list(OPTIMIZERS),
-        help='unset: adam (ogbn-arxiv: rmsprop)')
-    parser.add_argument(
-        '--lr-warmup', type=_number(int, 'an integer >= 0',
-                                    lambda v: v >= 0), metavar='EPOCHS',
-        help='raise the learning rate linearly over the first EPOCHS '
-        'epochs (epoch t: lr * t / EPOCHS); unset: 0 (ogbn-arxiv: 50)')
-    parser.add_argument(
-        '--label-attr', default='label', metavar='NAME',
-        help='graph file: the node attribute holding the class')
-    parser.add_argument(
-        '--feature-attr', type=lambda text: text.split(','),
-        metavar='NAME[,NAME...]',
-        help='graph file: the node attribute holding a feature vector, or '
-        'several numeric attributes; unset: identity features up to 5000 '
-        'nodes, one-hot degrees beyond')
-    parser.add_argument(
-        '--node-attributes', metavar='CSV',
-        help='edge list: a CSV file of node attributes (header; first '
-        'column the node)')
-    parser.add_argument(
-        '--split', type=fractions, default=[0.6, 0.2, 0.2],
-        metavar='TRAIN,VAL,TEST',
-        help='graph file: fractions of each class for training, validation '
-        'and test, drawn with --seed (the same split for every run)')
-    parser.add_argument(
-        '--align', type=str.lower, default='ct', choices=METHODS,
-        metavar='METHOD',
-        help=f'the method to train, one of {", ".join(METHODS)}: '
-        'none is the plain GAT of PyG examples/gat.py, ct/adversarial/'
-        'sinkhorn/mmd add alignment attention with that divergence, '
-        'gatv2/supergat are PyG peers; the default ct is the method this '
-        'project studies')
-    parser.add_argument(
-        '--conv', type=str.lower, default='gat', choices=list(CONVS),
-        help='the attention layer of none and the aligned methods: PyG '
-        'GATConv, GATv2Conv or TransformerConv (aligned: AlignedGATConv, '
-        'AlignedGATv2Conv, AlignedTransformerConv)')
-    parser.add_argument(
-        '--compare', type=_methods, metavar='M1,M2,...',
-        help='train several methods on the same seeds and print a table '
-        'with paired tests against the first (overrides --align)')
-    parser.add_argument(
-        '--align-weight', type=_number(float, 'a number >= 0',
-                                       lambda v: v >= 0),
-        help='weight lambda of the alignment loss'
-        + recommended('align_weight'))
-    parser.add_argument(
-        '--align-samples', type=_number(int, 'an integer >= 2',
-                                        lambda v: v >= 2),
-        help='keys and queries sampled per layer and forward pass'
-        + recommended('align_samples'))
-    parser.add_argument(
-        '--rho', type=_number(float, 'a number in [0, 1]',
-                              lambda v: 0 <= v <= 1),
-        help='forward (query-to-key) transport weight of ct'
-        + recommended('rho'))
-    parser.add_argument(
-        '--adversary-channels', type=positive_int, metavar='W',
-        help='width of the adversaries (ct critic and navigator, '
-        'adversarial discriminator)' + recommended('adversary_channels'))
-    parser.add_argument(
-        '--adversary-lr-scale', type=_number(float, 'a number > 0',
-                                             lambda v: v > 0),
-        help="the adversaries' learning rate is --lr times this"
-        + recommended('adversary_lr_scale'))
-    parser.add_argument(
-        '--align-warmup', type=_number(int, 'an integer >= 0',
-                                       lambda v: v >= 0),
-        default=0, metavar='EPOCHS',
-        help='ramp the alignment weight linearly from 0 to --align-weight '
-        'over the first EPOCHS epochs (0: the full weight from the start, '
-        'as the study was run; docs/cli.md says why it is the default)')
-    parser.add_argument('--runs', type=positive_int, default=10,
-                        help='number of seeds per method')
-    parser.add_argument(
-        '--seed', type=_number(int, 'an integer >= 0', lambda v: v >= 0),
-        default=0, help='first seed; runs use seed, seed+1, ...')
-    parser.add_argument(
-        '--epochs', type=positive_int,
-        help='maximum number of epochs per run; unset: 1000 (ogbn-arxiv '
-        '2000)')
-    parser.add_argument(
-        '--patience', type=positive_int,
-        help='stop after this many epochs without a better validation '
-        'accuracy (ties broken by validation loss; --selection loss: '
-        'without a lower validation loss); unset: 100 (ogbn-arxiv: '
-        '--epochs, no early stopping)')
-    parser.add_argument(
-        '--lr', type=_number(float, 'a number > 0', lambda v: v > 0),
-        help='learning rate; unset: 0.005 (PubMed 0.01, ogbn-arxiv 0.002, '
-        'the heterophilous sets 3e-5)')
-    parser.add_argument(
-        '--weight-decay', type=_number(float, 'a number >= 0',
-                                       lambda v: v >= 0),
-        help='weight decay; unset: 5e-4 (PubMed 1e-3, ogbn-arxiv and the '
-        'heterophilous sets 0)')
-    parser.add_argument(
-        '--root', help='data root; unset: $ALIGN_GNN_DATA, else datasets/')
-    parser.add_argument(
-        '--out', help='results JSON file; unset: a timestamped file under '
-        'results/; never a file that is not a results file, nor an input '
-        'or the checkpoint of this run')
-    parser.add_argument(
-        '--overwrite', action='store_true',
-        help='replace an existing results file (--out) or figures '
-        '(--plot-dir) of an earlier run; other files are never replaced')
-    parser.add_argument('--device', type=str.lower, default='auto',
-                        choices=DEVICES,
-                        help='auto picks CUDA when available')
-    parser.add_argument(
+
+
+def _scale_arguments(group: argparse._ArgumentGroup):
+    group.add_argument('--device', type=str.lower, default='auto',
+                       choices=DEVICES,
+                       help='auto picks CUDA when available')
+    group.add_argument(
         '--features', type=str.lower, choices=FEATURES,
         help='node feature layout: sparse stores the bag-of-words features '
         'as a sparse CSR matrix (faster first layer); unset: sparse for '
         'full-batch Planetoid, else dense')
-    parser.add_argument(
+    group.add_argument(
         '--batch-size', type=positive_int, metavar='B',
         help='train on neighbour-sampled subgraphs (PyG NeighborLoader) of B '
         'training nodes each and evaluate on the full graph; needs the scale '
         'extra (torch-sparse); required with torchrun; unset: full-batch')
-    parser.add_argument(
+    group.add_argument(
         '--fanout', type=fanout, metavar='N1,N2,...',
         help='with --batch-size, neighbours sampled per node at each hop, '
         'one number per layer (-1: all); unset: 10,10 (Planetoid) or '
         '15,10,5 (ogbn-arxiv)')
-    parser.add_argument(
-        '--attack', type=str.lower, choices=ATTACKS,
-        help='evaluate each trained model under this structure attack (PyG '
-        'PRBCDAttack, a global evasion attack on the test nodes) and under '
-        'as many random edge flips, at each of --budgets')
-    parser.add_argument(
-        '--budgets', type=budgets, default=[0.01, 0.05, 0.1],
-        metavar='B1,B2,...',
-        help='attack budgets as fractions of the edges')
-    parser.add_argument(
-        '--attack-epochs', type=positive_int, default=50,
-        help='PRBCD epochs (and 4/5 as many to sample the final '
-        'perturbation; PyG\'s default is 125)')
-    parser.add_argument(
-        '--plot-dir', metavar='DIR',
-        help='write figures to DIR: a reliability diagram per method, '
-        'accuracy under attack (with --attack), keys and queries of the '
-        'first seed (PCA, per layer and head), learning curves; needs the '
-        'plot extra (matplotlib)')
-    parser.add_argument(
-        '--checkpoint', metavar='DIR',
-        help='save the progress (finished runs, and the full state of the '
-        'current run: model, optimizer, random generators, early stopping) '
-        'atomically to DIR/checkpoint.pt, so that --resume can continue it '
-        'exactly; DIR must not hold a checkpoint yet, unless --resume')
-    parser.add_argument(
-        '--checkpoint-every', type=positive_int, default=50, metavar='K',
-        help='with --checkpoint, save the current run every K epochs (and '
-        'after every run)')
-    parser.add_argument(
-        '--resume', action='store_true',
-        help='continue from the checkpoint in --checkpoint DIR (finished '
-        'runs are not re-run; the same settings are required); start from '
-        'scratch if DIR holds none')
-    parser.add_argument(
+    group.add_argument(
         '--threads', type=positive_int, metavar='N',
         help='CPU threads of this process (PyTorch\'s intra-op threads; '
         'the results do not depend on it); unset: $OMP_NUM_THREADS, else '
@@ -413,10 +435,35 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--threads 1 on 2 cores beside one other job: threads spinning '
         'against each other cost far more than one thread (docs/cli.md, '
         '"Threads")')
-    parser.add_argument('--quiet', action='store_true',
-                        help='no progress bars')
-    parser.add_argument('--debug', action='store_true',
-                        help='show tracebacks of errors')
+
+
+def build_parser() -> ArgumentParser:
+    r"""The parser of :func:`parse_args`, its flags in the groups that
+    --help shows."""
+    parser = ArgumentParser(
+        description=__doc__.split('\n\n')[0],
+        formatter_class=HelpFormatter)
+    _data_arguments(parser.add_argument_group(
+        'data', 'the graph, its features and its split'))
+    _model_arguments(parser.add_argument_group(
+        'model', 'the network and its attention layer'))
+    _alignment_arguments(parser.add_argument_group(
+        'alignment', 'the method and the alignment loss'))
+    _training_arguments(parser.add_argument_group(
+        'training', 'seeds, optimization and model selection'))
+    _robustness_arguments(parser.add_argument_group(
+        'robustness', 'the trained models under structure attacks'))
+    _outputs_arguments(parser.add_argument_group(
+        'outputs', 'results, figures, checkpoints and messages'))
+    _arxiv_arguments(parser.add_argument_group(
+        'ogbn-arxiv recipe', "DGL's GAT of the OGB leaderboard"))
+    _scale_arguments(parser.add_argument_group(
+        'scale', 'device, feature layout and neighbour sampling'))
+    return parser
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.seed + args.runs - 1 > MAX_SEED:
         parser.error(f'argument --seed: --seed + --runs - 1 must be at most '

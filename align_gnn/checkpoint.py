@@ -1,6 +1,6 @@
 r"""Checkpoints: the progress of an experiment in one file, written
 atomically, from which :func:`~align_gnn.training.run_many` and
-:func:`~align_gnn.training.experiment` continue exactly; and the states of
+:func:`~align_gnn.experiment.experiment` continue exactly; and the states of
 the random number generators they save."""
 import glob
 import hashlib
@@ -92,7 +92,7 @@ class Checkpoint:
     optimizer with the adversaries' parameters, random number generators,
     early stopping), saved every :obj:`every` epochs and after every run.
     :func:`~align_gnn.training.run_many` and
-    :func:`~align_gnn.training.experiment` continue from it exactly (up to
+    :func:`~align_gnn.experiment.experiment` continue from it exactly (up to
     timings).
 
     Args:

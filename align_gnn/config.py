@@ -1,10 +1,12 @@
 r"""The settings of an experiment (:class:`Config`) and their defaults: the
 hyper-parameters per data set, the alignment settings per data set and
-divergence (the study's choices), the device."""
+divergence (the study's choices), the device, and what neighbour sampling
+needs installed."""
 from dataclasses import asdict, dataclass
 from typing import Dict, Optional, Sequence
 
 import torch
+import torch_geometric
 
 from align_gnn import distributed
 from align_gnn.data import DATASETS, FEATURES, dataset_name
@@ -130,7 +132,7 @@ class Config:
             unset, sparse for full-batch training on Planetoid, else dense.
         batch_size (int, optional): Train on neighbour-sampled subgraphs of
             :obj:`batch_size` training nodes each (see
-            :func:`~align_gnn.training.neighbor_loader`); unset, full-batch.
+            :func:`~align_gnn.loops.neighbor_loader`); unset, full-batch.
             Required with several processes.
         fanout (list of int, optional): Neighbours sampled per node at each
             hop, one number per layer (:obj:`-1`: all).
@@ -286,8 +288,6 @@ class Config:
             _require(self.features == 'dense', 'features',
                      "'dense' with batch_size (neighbour sampling slices "
                      "dense features)", self.features)
-            from align_gnn.training import (  # it imports this module
-                require_neighbor_sampling)
             require_neighbor_sampling()
         elif distributed.launched():
             raise ValueError("Several processes train on shards of the "
@@ -407,3 +407,15 @@ def resolve_device(device: str = 'auto') -> torch.device:
     if device == 'cuda' and distributed.launched():
         return torch.device('cuda', distributed.local_rank())
     return torch.device(device)
+
+
+def require_neighbor_sampling():
+    r"""Raises :class:`ImportError` with what to install if neither
+    :obj:`torch-sparse` nor :obj:`pyg-lib` is there (PyG's neighbour
+    sampling needs one of them)."""
+    if not (torch_geometric.typing.WITH_TORCH_SPARSE
+            or torch_geometric.typing.WITH_PYG_LIB):
+        raise ImportError(
+            "Neighbour sampling (batch_size, --batch-size) needs torch-sparse "
+            "or pyg-lib: install the 'scale' extra with `pip install "
+            "--no-build-isolation -e '.[scale]'`")

@@ -16,7 +16,7 @@ _deferring = 0
 class Interrupted(KeyboardInterrupt):
     r"""An interrupt by :obj:`signal` (its name, e.g. :obj:`"SIGINT"`).
     :func:`~align_gnn.training.run_many` and
-    :func:`~align_gnn.training.experiment` attach what had finished as
+    :func:`~align_gnn.experiment.experiment` attach what had finished as
     :obj:`finished` (the results) and :obj:`results` (the experiment's
     dictionary, marked incomplete)."""
     def __init__(self, signal: str = 'SIGINT'):

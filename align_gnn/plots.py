@@ -1,4 +1,4 @@
-r"""Figures from a results file (see :func:`align_gnn.training.experiment`):
+r"""Figures from a results file (see :func:`align_gnn.experiment.experiment`):
 reliability diagrams, accuracy under attack, keys and queries, learning
 curves. Needs matplotlib (the :obj:`plot` extra). Every PNG is written
 atomically.

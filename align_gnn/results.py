@@ -147,7 +147,7 @@ def format_table(summary: Dict[str, Dict]) -> str:
               f'{"t-test p":>10}{"Wilcoxon p":>12}')
     lines = [header, '-' * len(header)]
     for method, s in summary.items():
-        if s.get('runs') == 0:  # see training.experiment
+        if s.get('runs') == 0:  # see experiment.experiment
             lines.append(f'{method:<12}all {s["failed"]} run(s) failed')
             continue
         if 'test_acc_diff' in s:

@@ -26,7 +26,7 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
-from align_gnn import training
+from align_gnn import loops, training
 from align_gnn.config import Config, resolve_device
 from align_gnn.divergences import DIVERGENCES
 from align_gnn.models import num_parameters
@@ -72,13 +72,13 @@ def one_setting(method: str, batch_size: int, epochs: int, steps: int,
 
     train_s, eval_s = [], []
     if batch_size:
-        loader = training.neighbor_loader(
+        loader = loops.neighbor_loader(
             graph, graph.train_mask.nonzero().view(-1), config.fanout,
             batch_size)
         batches = iter(loader)
         for _ in range(steps):
             start = time.perf_counter()
-            training.train_epoch_minibatch(model, [next(batches)], optimizer,
+            loops.train_epoch_minibatch(model, [next(batches)], optimizer,
                                            weight, device, loss_fn)
             sync()
             train_s.append(time.perf_counter() - start)
@@ -87,12 +87,12 @@ def one_setting(method: str, batch_size: int, epochs: int, steps: int,
     for _ in range(epochs):
         if not batch_size:
             start = time.perf_counter()
-            training.train_epoch(model, data, optimizer, weight, labels,
+            loops.train_epoch(model, data, optimizer, weight, labels,
                                  loss_fn)
             sync()
             train_s.append(time.perf_counter() - start)
         start = time.perf_counter()
-        training.evaluate(model, data, None, labels, loss_fn)
+        loops.evaluate(model, data, None, labels, loss_fn)
         sync()
         eval_s.append(time.perf_counter() - start)
     peak = (torch.cuda.max_memory_allocated(device) if device.type == 'cuda'

@@ -10,7 +10,7 @@ import argparse
 
 import torch
 
-from align_gnn import training
+from align_gnn import loops, training
 from align_gnn.config import Config, default_hyperparameters
 from align_gnn.data import DATASETS, FEATURES, load_dataset, prepare_data
 from align_gnn.divergences import DIVERGENCES
@@ -57,8 +57,8 @@ def main(argv=None):
 
             def epoch(model=model, data=data, optimizer=optimizer,
                       weight=weight):
-                training.train_epoch(model, data, optimizer, weight)
-                training.evaluate(model, data)
+                loops.train_epoch(model, data, optimizer, weight)
+                loops.evaluate(model, data)
 
             candidates[f'{method}, {features}'] = epoch
     seconds = measure(candidates, args.repeats, args.warmup, device)

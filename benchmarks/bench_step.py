@@ -7,7 +7,7 @@ Goal: CT alignment with m = 256 costs at most 1.25 plain GAT steps.
 
     python benchmarks/bench_step.py --dataset cora
     python benchmarks/bench_step.py --methods none,ct --compile
-    git show REV:align_gnn/divergences.py > /tmp/before.py
+    git show REV:align_gnn/divergences.py > /tmp/before.py  # REV: single file
     python benchmarks/bench_step.py --fused --before /tmp/before.py
 """
 import argparse
@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from align_gnn import training
+from align_gnn import loops
 from align_gnn.config import default_hyperparameters
 from align_gnn.conv import AlignedAttention
 from align_gnn.data import DATASETS, FEATURES, load_dataset, prepare_data
@@ -65,8 +65,8 @@ def main(argv=None):
                         'torch.compile is printed)')
     parser.add_argument('--before', metavar='FILE',
                         help='also time every aligned method with the '
-                        'divergences of FILE (an older '
-                        'align_gnn/divergences.py)')
+                        'divergences of FILE (align_gnn/divergences.py of '
+                        'a commit before it became a package)')
     parser.add_argument('--repeats', type=int, default=100)
     parser.add_argument('--warmup', type=int, default=5)
     parser.add_argument('--device', default='cpu')
@@ -107,7 +107,7 @@ def main(argv=None):
                     if tag)
 
                 def step(model=model, optimizer=optimizer, weight=weight):
-                    return training.train_epoch(model, data, optimizer,
+                    return loops.train_epoch(model, data, optimizer,
                                                 weight)
 
                 if variant == 'fused':

@@ -9,7 +9,7 @@ import argparse
 
 import torch
 
-from align_gnn import training
+from align_gnn import loops
 from align_gnn.config import default_hyperparameters
 from align_gnn.data import FEATURES, load_dataset, prepare_data
 from align_gnn.divergences import DIVERGENCES
@@ -46,7 +46,7 @@ def main(argv=None):
             single_threaded_blas()
         else:
             torch.set_num_threads(threads)  # MKL on all threads again
-        training.train_epoch(model, data, optimizer, weight)
+        loops.train_epoch(model, data, optimizer, weight)
 
     candidates = {}
     for method in args.methods.split(','):

@@ -45,7 +45,7 @@ from torch_geometric.utils import scatter
 
 import study  # benchmarks/study.py: also puts the repository on sys.path
 
-from align_gnn import AlignedGATConv, alignment_loss, training  # noqa: E402
+from align_gnn import AlignedGATConv, alignment_loss, loops, training  # noqa: E402
 from align_gnn.config import Config, default_hyperparameters  # noqa: E402
 from align_gnn.conv import sample_rows  # noqa: E402
 from align_gnn.data import select_split  # noqa: E402
@@ -229,7 +229,7 @@ def uniform_attention_accuracy(model: torch.nn.Module, data) -> Dict:
     r"""Test score of :obj:`model` and of a copy with uniform attention
     (see :func:`make_uniform`; the rest of the weights kept)."""
     uniform = make_uniform(copy.deepcopy(model))
-    return {name: training.evaluate(m, data)['test_acc']
+    return {name: loops.evaluate(m, data)['test_acc']
             for name, m in (('trained', model), ('uniform', uniform))}
 
 

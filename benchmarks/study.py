@@ -61,7 +61,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from align_gnn import training  # noqa: E402
+from align_gnn import experiment, training  # noqa: E402
 from align_gnn.config import Config  # noqa: E402
 from align_gnn.data import num_splits  # noqa: E402
 from align_gnn.results import RunResult, atomic_write, summarize  # noqa: E402
@@ -152,12 +152,12 @@ def _init_worker(threads: int):
 
 
 def graph(dataset: str, root: str, base: Optional[Dict] = None):
-    r"""The graph of the study (see :func:`~align_gnn.training.load_data`;
+    r"""The graph of the study (see :func:`~align_gnn.experiment.load_data`;
     noise and generated graphs drawn with seed 0), loaded once per
     process."""
     key = (dataset, json.dumps(base or {}, sort_keys=True))
     if key not in _graphs:
-        _graphs[key] = training.load_data(
+        _graphs[key] = experiment.load_data(
             Config(dataset, device='cpu', **(base or {})), root)
     return _graphs[key]
 

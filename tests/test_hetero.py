@@ -19,7 +19,7 @@ from align_gnn.data.utils import add_edge_noise
 from align_gnn.hetero_models import PLATONOV_MODELS, build_platonov_model
 from align_gnn.metrics import roc_auc
 from align_gnn.selection import BestAccuracy, GATPaperRule
-from align_gnn.training import experiment
+from align_gnn.experiment import experiment
 
 SIZES = {  # nodes, undirected edges (SOURCES.md), classes, metric
     'minesweeper': (10000, 39402, 2, 'roc_auc'),

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import train_gat
-from align_gnn import interrupts, training
+from align_gnn import experiment, interrupts, loops, training
 from align_gnn.checkpoint import Checkpoint, data_fingerprint
 from align_gnn.config import Config
 from align_gnn.data import DataError, load_dataset
@@ -250,12 +250,12 @@ def test_non_finite_run_fails_and_is_recorded(edges):
 
 def test_non_finite_names_the_value():
     model = torch.nn.Linear(2, 2)
-    assert training.non_finite(torch.zeros(2), model) is None
-    assert 'alignment loss became inf' in training.non_finite(
+    assert loops.non_finite(torch.zeros(2), model) is None
+    assert 'alignment loss became inf' in loops.non_finite(
         torch.tensor([0., math.inf]), model)
     with torch.no_grad():
         model.bias[0] = math.nan
-    assert "'bias'" in training.non_finite(torch.zeros(2), model)
+    assert "'bias'" in loops.non_finite(torch.zeros(2), model)
 
 
 def test_results_json_is_strict(tmp_path):
@@ -336,12 +336,12 @@ def test_layer_arguments_checked_before_training(edges, monkeypatch):
             raise ValueError("'num_samples' must be >= 2 (got 1)")
         return real(method, data, config)
 
-    monkeypatch.setattr(training, 'make_model', make_model)
+    monkeypatch.setattr(experiment, 'make_model', make_model)
     config = Config(dataset=str(edges / 'g.txt'), methods=['none', 'mmd'],
                     node_attributes=str(edges / 'nodes.csv'),
                     feature_attr=['x'], epochs=2, runs=1)
     with pytest.raises(ValueError, match='num_samples'):
-        training.experiment(config)
+        experiment.experiment(config)
     assert trained == []
 
 
