@@ -54,7 +54,11 @@ from align_gnn.data import (
     load_dataset,
     prepare_data,
 )
-from align_gnn.diagnostics import key_query_pca
+from align_gnn.diagnostics import (
+    AttentionCheck,
+    attention_check,
+    key_query_pca,
+)
 from align_gnn.divergences import DIVERGENCES
 from align_gnn.hetero_models import PLATONOV_MODELS, build_platonov_model
 from align_gnn.metrics import bins_ece, reliability_bins, roc_auc
@@ -596,6 +600,31 @@ def experiment(config: Config, root: Optional[str] = None,
             err, 'signal', 'SIGINT'))
         raise
     return _results(config, results, failed, metric)
+
+
+def check_attention(config: Config, root: Optional[str] = None,
+                    progress: bool = False) -> Tuple[Dict, AttentionCheck]:
+    r"""One run of the one method of :obj:`config` (the plain model:
+    :obj:`"none"`) from seed :obj:`config.seed` (on fixed splits, split 0;
+    see :func:`run`), then :func:`~align_gnn.diagnostics.attention_check`
+    of the trained model on the validation nodes. Returns
+    :func:`experiment`'s dictionary of the run, with the check under
+    :obj:`"attention_check"` (see
+    :meth:`~align_gnn.diagnostics.AttentionCheck.to_dict`), and the
+    check."""
+    if len(config.methods) != 1:
+        raise ValueError(f"The attention check trains one method (got "
+                         f"{', '.join(config.methods)})")
+    method = config.methods[0]
+    data = load_data(config, root)
+    split = select_split(data, 0)
+    seed_everything(config.seed)
+    model = make_model(method, split, config).to(resolve_device(config.device))
+    result = fit(model, split, method, config.seed, config, progress)
+    check = attention_check(model, prepare_data(split, config.features))
+    results = _results(config, [result], [], getattr(data, 'metric', 'acc'))
+    results['attention_check'] = check.to_dict()
+    return results, check
 
 
 def _results(config: Config, results: List[RunResult], failed: List[Dict],
