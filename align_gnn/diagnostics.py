@@ -265,7 +265,7 @@ class AttentionCheck:
         margin = f'{100 * self.margin:g} point' + (
             '' if 100 * self.margin == 1 else 's')
         change = (f'uniform attention changes the {what} by '
-                  f'{-100 * self.cost:+.1f} points ({100 * self.score:.1f} '
+                  f'{0.0 - 100 * self.cost:+.1f} points ({100 * self.score:.1f} '
                   f'-> {100 * self.uniform_score:.1f})')
         if self.matters:
             line = (f'attention matters here: {change}, a loss of more than '
