@@ -212,6 +212,7 @@ def test_edge_features_and_devices(device):
         [1.0, 1.0], abs=1e-5)
 
 
+@pytest.mark.filterwarnings('ignore:Sparse invariant checks')  # PyG's own
 def test_sparse_adjacency():
     # A sparse adjacency (transposed, as PyG takes it) gives the entropy of
     # the same edges as indices.
