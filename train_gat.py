@@ -48,7 +48,7 @@ from align_gnn.results import (
 )
 from align_gnn.recipe import LABELS, LOSSES
 from align_gnn.robustness import ATTACKS
-from align_gnn.experiment import experiment
+from align_gnn.experiment import check_attention, experiment
 from align_gnn.threads import set_threads
 
 MAX_SEED = 2**32 - 1  # NumPy's seeds
@@ -279,6 +279,14 @@ def _alignment_arguments(group: argparse._ArgumentGroup):
         help='nodes: per head, the sampled nodes\' queries and keys are '
         'the two samples; heads: per node, its heads\' queries and keys '
         '(the alignment paper\'s code)')
+    group.add_argument(
+        '--check-attention', action='store_true',
+        help='instead of --runs of --align, train the plain model (the '
+        'layer of --conv or --model) once from --seed and check its '
+        'attention on the validation nodes: per layer the entropy relative '
+        'to uniform and the score with uniform attention, and one line '
+        'saying whether alignment has anything to act on (the rule: '
+        'docs/attention.md); the check also goes into the results JSON')
 
 
 def _training_arguments(group: argparse._ArgumentGroup):
@@ -471,6 +479,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                      f'{args.runs} - 1)')
     if args.resume and not args.checkpoint:
         parser.error('argument --resume: needs --checkpoint DIR')
+    for flag, given in (('--compare', args.compare),
+                        ('--checkpoint', args.checkpoint),
+                        ('torchrun', distributed.launched())):
+        if args.check_attention and given:
+            parser.error(f'argument --check-attention: not with {flag} (it '
+                         f'trains the plain model once, in one process)')
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('argument --device: CUDA is not available; use '
                      '--device cpu or auto')
@@ -504,9 +518,11 @@ def _main(args: argparse.Namespace, argv: Optional[List[str]],
     checkpoint = None
     try:
         config = Config(
-            dataset=args.dataset, methods=args.compare or [args.align],
+            dataset=args.dataset, methods=(['none'] if args.check_attention
+                                           else args.compare or [args.align]),
             align_weight=args.align_weight, align_samples=args.align_samples,
-            rho=args.rho, runs=args.runs, seed=args.seed, epochs=args.epochs,
+            rho=args.rho, runs=1 if args.check_attention else args.runs,
+            seed=args.seed, epochs=args.epochs,
             patience=args.patience, lr=args.lr,
             weight_decay=args.weight_decay, device=args.device,
             features=args.features, batch_size=args.batch_size,
@@ -540,8 +556,13 @@ def _main(args: argparse.Namespace, argv: Optional[List[str]],
                 print(f'resuming {checkpoint.path}: '
                       f'{len(checkpoint.finished)} run(s) finished',
                       file=sys.stderr)
-        results = experiment(config, args.root, progress=not args.quiet,
-                             checkpoint=checkpoint)
+        check = None
+        if args.check_attention:
+            results, check = check_attention(config, args.root,
+                                             progress=not args.quiet)
+        else:
+            results = experiment(config, args.root, progress=not args.quiet,
+                                 checkpoint=checkpoint)
     except (ValueError, ImportError) as err:  # `DataError` included
         if args.debug:
             raise
@@ -572,6 +593,8 @@ def _main(args: argparse.Namespace, argv: Optional[List[str]],
             print(format_attack_table(results['summary']))
         if config.dataset == 'ogbn-arxiv':
             print(format_leaderboard(results['leaderboard']))
+        if check is not None:
+            print(check)
     for record in failed:
         print(f'error: {record["reason"]}', file=sys.stderr)
     print(f'results written to {path}'

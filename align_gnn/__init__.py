@@ -21,6 +21,7 @@ from align_gnn.conv import (
     model_parameters,
 )
 from align_gnn.convert import convert
+from align_gnn.diagnostics import AttentionCheck, attention_check
 from align_gnn.divergences import (
     DIVERGENCES,
     AdversarialDivergence,
@@ -43,6 +44,8 @@ __all__ = [
     'adversary_parameters',
     'model_parameters',
     'convert',
+    'attention_check',
+    'AttentionCheck',
     'DIVERGENCES',
     'ConditionalTransport',
     'AdversarialDivergence',

@@ -4,21 +4,30 @@ dictionary (summary, failed runs, environment), as :file:`train_gat.py`
 writes them."""
 import logging
 from dataclasses import asdict
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
+from torch_geometric import seed_everything
 from torch_geometric.data import Data
 
 from align_gnn import distributed
 from align_gnn.checkpoint import Checkpoint, data_fingerprint
-from align_gnn.config import Config, config_record, recommended_alignment
+from align_gnn.config import (
+    Config,
+    config_record,
+    recommended_alignment,
+    resolve_device,
+)
 from align_gnn.data import (
     add_edge_noise,
     dataset_name,
     is_graph_file,
     load_dataset,
+    prepare_data,
+    select_split,
 )
+from align_gnn.diagnostics import AttentionCheck, attention_check
 from align_gnn.results import RunResult, environment, summarize
-from align_gnn.training import make_model, run_many
+from align_gnn.training import fit, make_model, run_many
 
 log = logging.getLogger('align_gnn')
 
@@ -64,6 +73,31 @@ def experiment(config: Config, root: Optional[str] = None,
             err, 'signal', 'SIGINT'))
         raise
     return _results(config, results, failed, metric)
+
+
+def check_attention(config: Config, root: Optional[str] = None,
+                    progress: bool = False) -> Tuple[Dict, AttentionCheck]:
+    r"""One run of the one method of :obj:`config` (the plain model:
+    :obj:`"none"`) from seed :obj:`config.seed` (on fixed splits, split 0;
+    see :func:`~align_gnn.training.run`), then
+    :func:`~align_gnn.diagnostics.attention_check` of the trained model on
+    the validation nodes. Returns :func:`experiment`'s dictionary of the
+    run, with the check under :obj:`"attention_check"` (see
+    :meth:`~align_gnn.diagnostics.AttentionCheck.to_dict`), and the
+    check."""
+    if len(config.methods) != 1:
+        raise ValueError(f"The attention check trains one method (got "
+                         f"{', '.join(config.methods)})")
+    method = config.methods[0]
+    data = load_data(config, root)
+    split = select_split(data, 0)
+    seed_everything(config.seed)
+    model = make_model(method, split, config).to(resolve_device(config.device))
+    result = fit(model, split, method, config.seed, config, progress)
+    check = attention_check(model, prepare_data(split, config.features))
+    results = _results(config, [result], [], getattr(data, 'metric', 'acc'))
+    results['attention_check'] = check.to_dict()
+    return results, check
 
 
 def _results(config: Config, results: List[RunResult], failed: List[Dict],

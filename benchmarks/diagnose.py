@@ -28,7 +28,6 @@ skips what is done).
         --folder study/minesweeper/gt --set model=platonov-gt --set hidden=64
 """
 import argparse
-import copy
 import json
 import os.path as osp
 import shlex
@@ -40,18 +39,17 @@ import torch.nn.functional as F
 from torch.nn.utils import parameters_to_vector
 
 from torch_geometric import seed_everything
-from torch_geometric.nn import GATConv, GATv2Conv, TransformerConv
-from torch_geometric.utils import scatter
 
 import study  # benchmarks/study.py: also puts the repository on sys.path
 
-from align_gnn import AlignedGATConv, alignment_loss, loops, training  # noqa: E402
+from align_gnn import AlignedGATConv, alignment_loss, training  # noqa: E402
 from align_gnn.config import Config, default_hyperparameters  # noqa: E402
 from align_gnn.conv import sample_rows  # noqa: E402
 from align_gnn.data import select_split  # noqa: E402
 from align_gnn.diagnostics import (  # noqa: E402
+    attention_check,
+    attention_layers,
     key_query_pca,
-    layer_arguments,
 )
 from align_gnn.divergences import resolve_divergence  # noqa: E402
 from align_gnn.models import GAT  # noqa: E402
@@ -65,7 +63,6 @@ VARIANTS = {
     'edges': 'keys and queries sampled by edges',
 }
 TRACE_EPOCHS = (1, 10, 50, 100, 200)
-ATTENTION = (GATConv, GATv2Conv, TransformerConv)
 
 
 class LogitAlignedGATConv(AlignedGATConv):
@@ -146,13 +143,6 @@ def run_variant(task: study.Task, dataset: str, root: str, epochs: int,
     return study.compact(training.fit(model, data, method, seed, config))
 
 
-def attention_layers(model: torch.nn.Module) -> List:
-    r"""The named attention layers of :obj:`model` (GAT, GATv2 and
-    Transformer layers, plain or aligned)."""
-    return [(name, module) for name, module in model.named_modules()
-            if isinstance(module, ATTENTION)]
-
-
 def trace(data, method: str, setting: Dict, seed: int, dataset: str,
           at: Tuple[int, ...] = TRACE_EPOCHS,
           ) -> Tuple[List[Dict], torch.nn.Module]:
@@ -208,53 +198,6 @@ def trace(data, method: str, setting: Dict, seed: int, dataset: str,
     return records, model
 
 
-@torch.no_grad()
-def make_uniform(model: torch.nn.Module) -> torch.nn.Module:
-    r"""Makes every attention layer of :obj:`model` average its neighbours
-    uniformly, in place: GAT's :math:`\mathbf{a}_s, \mathbf{a}_t` (GATv2's
-    :math:`\mathbf{a}`) zero, a Transformer layer's queries zero."""
-    for _, conv in attention_layers(model):
-        if isinstance(conv, TransformerConv):  # q = 0: every q·k is 0
-            conv.lin_query.weight.zero_()
-            conv.lin_query.bias.zero_()
-            continue
-        for name in ('att', 'att_src', 'att_dst'):  # GATv2: att
-            if getattr(conv, name, None) is not None:
-                getattr(conv, name).zero_()
-    return model
-
-
-@torch.no_grad()
-def uniform_attention_accuracy(model: torch.nn.Module, data) -> Dict:
-    r"""Test score of :obj:`model` and of a copy with uniform attention
-    (see :func:`make_uniform`; the rest of the weights kept)."""
-    uniform = make_uniform(copy.deepcopy(model))
-    return {name: loops.evaluate(m, data)['test_acc']
-            for name, m in (('trained', model), ('uniform', uniform))}
-
-
-@torch.no_grad()
-def attention_uniformity(model: torch.nn.Module, data) -> List[float]:
-    r"""Per attention layer: the mean over nodes with two or more neighbours
-    (self-loop included) and heads of the entropy of the node's attention
-    divided by that of uniform attention, :math:`\log(\deg)`."""
-    layers = attention_layers(model)
-    arguments = layer_arguments(model, data, layers)
-    ratios = []
-    for name, conv in layers:
-        _, (edge_index, alpha) = conv(*arguments[name],
-                                      return_attention_weights=True)
-        dst = edge_index[1]
-        entropy = scatter(-alpha * alpha.clamp_min(1e-30).log(), dst, 0,
-                          dim_size=data.num_nodes, reduce='sum')
-        degree = scatter(torch.ones_like(dst, dtype=torch.float), dst, 0,
-                         dim_size=data.num_nodes, reduce='sum')
-        keep = degree > 1
-        ratios.append(float((entropy[keep] /
-                             degree[keep].log().unsqueeze(-1)).mean()))
-    return ratios
-
-
 def chosen(folder: str, method: Optional[str]) -> Tuple[str, Dict]:
     r"""The study's best setting of :obj:`method` (default: its winner)."""
     path = osp.join(folder, 'chosen.json')
@@ -307,10 +250,11 @@ def attention_only(args, argv=None):
         seed_everything(0)
         model = training.make_model(method, data, config).to(args.device)
         result = training.fit(model, data, method, 0, config)
+        check = attention_check(model, on_device, nodes='test')
         report[label] = dict(
             method=method, setting=setting, epochs=result.epochs,
-            uniformity=attention_uniformity(model, on_device),
-            score=uniform_attention_accuracy(model, on_device))
+            uniformity=[layer.entropy for layer in check.layers],
+            score=dict(trained=check.score, uniform=check.uniform_score))
         print(f'{label}: {report[label]}', flush=True)
     metric = getattr(graph, 'metric', 'acc')
     score = 'ROC-AUC' if metric == 'roc_auc' else 'accuracy'
@@ -382,8 +326,10 @@ def main(argv=None):
     for label, m in (('GAT', 'none'), (method, method)):
         traces[label], model = trace(data, m, setting if m != 'none' else {},
                                      0, args.dataset, args.trace_epochs)
-        uniformity[label] = attention_uniformity(model, data)
-        uniform_acc[label] = uniform_attention_accuracy(model, data)
+        check = attention_check(model, data, nodes='test')
+        uniformity[label] = [layer.entropy for layer in check.layers]
+        uniform_acc[label] = dict(trained=check.score,
+                                  uniform=check.uniform_score)
         print(f'{label}: traced; attention entropy / uniform per layer: '
               f'{uniformity[label]}; test accuracy {uniform_acc[label]}',
               flush=True)

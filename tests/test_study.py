@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from align_gnn import AlignedGATConv, alignment_loss, training
+from align_gnn import AlignedGATConv, alignment_loss
 from align_gnn.divergences import resolve_divergence
 
 REPO = Path(__file__).resolve().parents[1]
@@ -300,35 +300,6 @@ def test_recommended_settings_are_the_study_choices():
         args = study.parse_args(command[2:] + ['--methods', ','.join(chosen)])
         best = study.best_settings(store, args)
         assert {m: best[m]['setting'] for m in chosen} == chosen
-
-
-@pytest.mark.parametrize('model,conv', [('platonov-gat', 'gat'),
-                                        ('platonov-gat', 'gatv2'),
-                                        ('platonov-gt', 'gat')])
-def test_diagnose_uniform_attention_any_layer(hetero_root, model, conv):
-    # Zeroing what the diagnostics zero makes every layer's attention
-    # exactly uniform (entropy ratio 1), for GAT, GATv2 and Transformer
-    # layers inside Platonov et al.'s models (which add self-loops).
-    import diagnose
-    from align_gnn.data import select_split
-
-    base = dict(model=model, conv=conv, hidden=8, heads=2, layers=2)
-    data = select_split(study.graph('chameleon-filtered', str(hetero_root),
-                                    base), 0)
-    config = study.config('none', {}, 0, 'chameleon-filtered', 1, 1, base,
-                          True)
-    torch.manual_seed(0)
-    net = training.make_model('none', data, config)
-    for p in net.parameters():  # not uniform to begin with
-        torch.nn.init.normal_(p, std=1.0)
-    layers = diagnose.attention_layers(net)
-    assert len(layers) == 2
-    assert max(diagnose.attention_uniformity(net, data)) < 0.99
-    scores = diagnose.uniform_attention_accuracy(net, data)
-    assert set(scores) == {'trained', 'uniform'}
-    uniform = diagnose.make_uniform(net)
-    assert diagnose.attention_uniformity(uniform, data) == pytest.approx(
-        [1.0, 1.0], abs=1e-5)
 
 
 def test_diagnose_attention_only(hetero_root, tmp_path):

@@ -11,7 +11,6 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 import torch_geometric
 
@@ -34,7 +33,7 @@ FLAGS = {
     '--adversary-channels', '--adversary-lr-scale', '--align',
     '--align-over', '--align-samples', '--align-warmup', '--align-weight',
     '--att-dst', '--attack', '--attack-epochs', '--batch-size', '--budgets',
-    '--checkpoint', '--checkpoint-every', '--compare', '--conv', '--dataset',
+    '--check-attention', '--checkpoint', '--checkpoint-every', '--compare', '--conv', '--dataset',
     '--debug', '--device', '--dropout', '--edge-drop', '--edge-noise',
     '--epochs', '--fanout', '--feature-attr', '--features', '--heads',
     '--help', '--hidden', '--k', '--label-attr', '--labels', '--layers',
