@@ -273,13 +273,15 @@ def test_results_json_is_strict(tmp_path):
 # 5. Interrupts and ranges ####################################################
 
 
-def test_interrupt_keeps_finished_runs(edges, monkeypatch, capsys):
+@pytest.mark.parametrize('sig', interrupts.SIGNALS,
+                         ids=lambda sig: sig.name)
+def test_interrupt_keeps_finished_runs(edges, monkeypatch, capsys, sig):
     real_run, calls = training.run, []
 
     def run(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
-            raise interrupts.Interrupted('SIGINT')
+            raise interrupts.Interrupted(sig.name)
         return real_run(*args, **kwargs)
 
     monkeypatch.setattr(training, 'run', run)
@@ -287,17 +289,20 @@ def test_interrupt_keeps_finished_runs(edges, monkeypatch, capsys):
     code = train_gat.main([*map(str, graph_args(edges)), '--epochs', '3',
                            '--runs', '3', '--quiet', '--align', 'none',
                            '--out', str(out)])
-    assert code == 130
+    assert code == 128 + sig
     err = capsys.readouterr().err.splitlines()
-    assert err[-1] == (f'interrupted (SIGINT): the 1 finished run(s) written '
-                       f'to {out} (marked incomplete)')
+    assert err[-1] == (f'interrupted ({sig.name}): the 1 finished run(s) '
+                       f'written to {out} (marked incomplete)')
     results = strict(out.read_text())
-    assert results['incomplete'] and results['interrupted'] == 'SIGINT'
+    assert results['incomplete'] and results['interrupted'] == sig.name
     assert [run['seed'] for run in results['runs']] == [0]
     assert not list(edges.glob('.r.json.lock'))
 
 
-def test_sigint_one_line(edges):
+@pytest.mark.parametrize('sig', interrupts.SIGNALS,
+                         ids=lambda sig: sig.name)
+def test_signal_one_line(edges, sig):
+    # Every handled signal (SIGHUP: the terminal closed) ends the run alike.
     proc = subprocess.Popen(
         [sys.executable, str(REPO / 'train_gat.py'), *map(str, graph_args(
             edges)), '--align', 'none', '--epochs', '100000', '--patience',
@@ -309,15 +314,15 @@ def test_sigint_one_line(edges):
         while not lock.exists() and time.time() < deadline:
             time.sleep(0.2)
         time.sleep(3)  # into training
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 128 + sig, stderr
     lines = [line for line in stderr.splitlines()
              if not line.startswith('note:')]
-    assert lines == ['interrupted (SIGINT): no run had finished; nothing '
-                     'written'], stderr
+    assert lines == [f'interrupted ({sig.name}): no run had finished; '
+                     f'nothing written'], stderr
     assert not (edges / 'r.json').exists()
 
 
