@@ -19,7 +19,8 @@ import os.path as osp
 import shlex
 import signal
 import sys
-from typing import Callable, List, Optional
+import tempfile
+from typing import Callable, Dict, List, Optional
 
 import torch
 
@@ -32,6 +33,7 @@ from align_gnn.conv import ALIGN_OVER
 from align_gnn.models import CONVS, METHODS
 from align_gnn.outputs import (
     FileLock,
+    WriteError,
     check_output,
     is_figure_file,
     lock_path,
@@ -105,6 +107,9 @@ def _dataset(text: str) -> str:
     if text.lower() in DATASETS:
         return text.lower()
     if is_graph_file(text):
+        if os.path.isdir(text):
+            raise argparse.ArgumentTypeError(
+                f'{text!r} is a directory, not a graph file')
         if not os.path.isfile(text):
             raise argparse.ArgumentTypeError(f'no such graph file {text!r}')
         return text
@@ -500,7 +505,8 @@ def _main(args: argparse.Namespace, argv: Optional[List[str]],
     results['command'] = command(argv)
     if config.dataset == 'ogbn-arxiv':
         results['leaderboard'] = leaderboard(results)
-    save_results(results, path)
+    if not _save(results, path, checkpoint):
+        return 1
     failed = results.get('failed', [])
     if len(results['runs']):
         print(f'{dataset_name(config.dataset)}, {config.runs} run(s) '
@@ -606,7 +612,8 @@ def _interrupted(err: KeyboardInterrupt, checkpoint: Optional[Checkpoint],
               file=sys.stderr)
     elif results is not None and results['runs'] and distributed.is_main():
         results['command'] = command(argv)
-        save_results(results, path)
+        if not _save(results, path, checkpoint):
+            return code
         print(f'interrupted ({name}): the {len(results["runs"])} finished '
               f'run(s) written to {path} (marked incomplete)',
               file=sys.stderr)
@@ -614,6 +621,47 @@ def _interrupted(err: KeyboardInterrupt, checkpoint: Optional[Checkpoint],
         print(f'interrupted ({name}): no run had finished; nothing written',
               file=sys.stderr)
     return code
+
+
+def _save(results: Dict, path: str, checkpoint: Optional[Checkpoint]
+          ) -> bool:
+    # Writes the results; if that fails (a full disk), says so in one line
+    # and keeps the finished runs: in the checkpoint, else in a journal
+    # beside `path` (a new file).
+    try:
+        save_results(results, path)
+        return True
+    except WriteError as err:
+        message = f'error: {err}'
+    if checkpoint is not None:
+        print(f'{message}; the finished runs are kept in {checkpoint.path}: '
+              f'free space and give the same command with --resume to '
+              f'write them', file=sys.stderr)
+        return False
+    folder, name = osp.split(osp.abspath(path))
+    try:
+        fd, journal = tempfile.mkstemp(
+            dir=folder, prefix=f'{osp.splitext(name)[0]}.unsaved-',
+            suffix='.json')
+        os.close(fd)
+    except OSError as err:
+        again = err
+    else:
+        try:
+            save_results(results, journal)
+        except WriteError as err:
+            os.unlink(journal)
+            again = err.__cause__ or err
+        else:
+            print(f'{message}; the finished runs are kept in {journal} '
+                  f'(a results file): free space and move it to {path}',
+                  file=sys.stderr)
+            return False
+    print(f'{message}; keeping the finished runs beside it failed too '
+          f'({again.strerror or again}), so they are lost: free space, and '
+          f'give --checkpoint DIR to keep finished runs through any failure',
+          file=sys.stderr)
+    return False
 
 
 def _check_writable(flag: str, path: str, shown: str, kind: str):
