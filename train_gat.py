@@ -19,7 +19,6 @@ import os.path as osp
 import shlex
 import signal
 import sys
-import tempfile
 from typing import Callable, Dict, List, Optional
 
 import torch
@@ -638,29 +637,22 @@ def _save(results: Dict, path: str, checkpoint: Optional[Checkpoint]
               f'free space and give the same command with --resume to '
               f'write them', file=sys.stderr)
         return False
-    folder, name = osp.split(osp.abspath(path))
+    stem, number = osp.splitext(path)[0], 1
+    journal = f'{stem}.unsaved.json'
+    while osp.lexists(journal):  # a new file, never one that is there
+        number += 1
+        journal = f'{stem}.unsaved-{number}.json'
     try:
-        fd, journal = tempfile.mkstemp(
-            dir=folder, prefix=f'{osp.splitext(name)[0]}.unsaved-',
-            suffix='.json')
-        os.close(fd)
-    except OSError as err:
-        again = err
-    else:
-        try:
-            save_results(results, journal)
-        except WriteError as err:
-            os.unlink(journal)
-            again = err.__cause__ or err
-        else:
-            print(f'{message}; the finished runs are kept in {journal} '
-                  f'(a results file): free space and move it to {path}',
-                  file=sys.stderr)
-            return False
-    print(f'{message}; keeping the finished runs beside it failed too '
-          f'({again.strerror or again}), so they are lost: free space, and '
-          f'give --checkpoint DIR to keep finished runs through any failure',
-          file=sys.stderr)
+        save_results(results, journal)
+    except WriteError as err:
+        again = err.__cause__ or err
+        print(f'{message}; keeping the finished runs beside it failed too '
+              f'({getattr(again, "strerror", None) or again}), so they are '
+              f'lost: free space, and give --checkpoint DIR to keep '
+              f'finished runs through any failure', file=sys.stderr)
+        return False
+    print(f'{message}; the finished runs are kept in {journal} (a results '
+          f'file): free space and move it to {path}', file=sys.stderr)
     return False
 
 

@@ -398,9 +398,15 @@ def _value(text: str):
         return text
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # One line naming the option, no usage block:
+        self.exit(2, f'error: {message} (see --help)\n')
+
+
 def make_parser() -> argparse.ArgumentParser:
     r"""The parser of study.py's options."""
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--dataset', default='cora')
     parser.add_argument('--root', help='data root')
     parser.add_argument('--folder', default='study',
