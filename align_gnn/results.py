@@ -3,14 +3,13 @@ per-method summaries, the printed tables and the leaderboard figures, and
 results files (written atomically, with the environment they came from)."""
 import json
 import math
-import os
 import os.path as osp
 import platform
 import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch

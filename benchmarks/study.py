@@ -22,9 +22,12 @@ with fixed splits (the heterophilous sets) a run's seed is also its split:
 the search uses splits 0 .. --search-seeds - 1 and the final runs splits
 0 .. --final-seeds - 1 (validation decides, as in Platonov et al.).
 
-Every finished run is appended at once to <folder>/runs.jsonl (flushed and
+Every option, the configuration of every run the study may make and the
+data set are checked before anything is written (one-line errors). Every
+finished run is appended at once to <folder>/runs.jsonl (flushed and
 synced); a rerun of the same command skips what is done, so the study may be
-stopped at any point. --workers N runs N processes (one thread each when
+stopped at any point (a damaged line inside runs.jsonl is an error naming
+it; only a last line cut short by a kill is dropped). --workers N runs N processes (one thread each when
 N > 1); --measure-workers times one against two on the same runs. --device
 cuda trains on the GPU (the processes share it; they are spawned, not
 forked); the runs of a folder may come from either device.
@@ -45,7 +48,6 @@ import dataclasses
 import itertools
 import json
 import multiprocessing
-import os
 import os.path as osp
 import random
 import shlex
