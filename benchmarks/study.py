@@ -367,12 +367,21 @@ def device_option(text: str) -> str:
 
 def positive_int(text: str) -> int:
     r"""Parses a count option: an integer >= 1."""
+    return _count(text, 1, 'a positive integer')
+
+
+def non_negative_int(text: str) -> int:
+    r"""Parses a count option that may be 0: an integer >= 0."""
+    return _count(text, 0, 'an integer >= 0')
+
+
+def _count(text: str, minimum: int, requirement: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be a positive integer (got '
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f'must be {requirement} (got '
                                          f'{text!r})')
     return value
 
@@ -432,7 +441,9 @@ def make_parser() -> argparse.ArgumentParser:
                         help="methods run beside the divergences in the "
                              "final stage ('' for none)")
     parser.add_argument('--final-seeds', type=positive_int, default=30)
-    parser.add_argument('--peer-seeds', type=positive_int, default=10)
+    parser.add_argument('--peer-seeds', type=non_negative_int, default=10,
+                        help='seeds of the other divergences and the peers '
+                        '(0: none)')
     parser.add_argument('--epochs', type=positive_int, default=1000)
     parser.add_argument('--patience', type=positive_int, default=100)
     parser.add_argument('--workers', type=positive_int, default=2,
