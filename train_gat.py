@@ -19,7 +19,7 @@ import os.path as osp
 import shlex
 import signal
 import sys
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 
@@ -32,6 +32,7 @@ from align_gnn.conv import ALIGN_OVER
 from align_gnn.models import CONVS, METHODS
 from align_gnn.outputs import (
     FileLock,
+    WriteError,
     check_output,
     is_figure_file,
     lock_path,
@@ -106,6 +107,9 @@ def _dataset(text: str) -> str:
     if text.lower() in DATASETS:
         return text.lower()
     if is_graph_file(text):
+        if os.path.isdir(text):
+            raise argparse.ArgumentTypeError(
+                f'{text!r} is a directory, not a graph file')
         if not os.path.isfile(text):
             raise argparse.ArgumentTypeError(f'no such graph file {text!r}')
         return text
@@ -580,7 +584,8 @@ def _main(args: argparse.Namespace, argv: Optional[List[str]],
     results['command'] = command(argv)
     if config.dataset == 'ogbn-arxiv':
         results['leaderboard'] = leaderboard(results)
-    save_results(results, path)
+    if not _save(results, path, checkpoint):
+        return 1
     failed = results.get('failed', [])
     if len(results['runs']):
         print(f'{dataset_name(config.dataset)}, {config.runs} run(s) '
@@ -688,7 +693,8 @@ def _interrupted(err: KeyboardInterrupt, checkpoint: Optional[Checkpoint],
               file=sys.stderr)
     elif results is not None and results['runs'] and distributed.is_main():
         results['command'] = command(argv)
-        save_results(results, path)
+        if not _save(results, path, checkpoint):
+            return code
         print(f'interrupted ({name}): the {len(results["runs"])} finished '
               f'run(s) written to {path} (marked incomplete)',
               file=sys.stderr)
@@ -696,6 +702,40 @@ def _interrupted(err: KeyboardInterrupt, checkpoint: Optional[Checkpoint],
         print(f'interrupted ({name}): no run had finished; nothing written',
               file=sys.stderr)
     return code
+
+
+def _save(results: Dict, path: str, checkpoint: Optional[Checkpoint]
+          ) -> bool:
+    # Writes the results; if that fails (a full disk), says so in one line
+    # and keeps the finished runs: in the checkpoint, else in a journal
+    # beside `path` (a new file).
+    try:
+        save_results(results, path)
+        return True
+    except WriteError as err:
+        message = f'error: {err}'
+    if checkpoint is not None:
+        print(f'{message}; the finished runs are kept in {checkpoint.path}: '
+              f'free space and give the same command with --resume to '
+              f'write them', file=sys.stderr)
+        return False
+    stem, number = osp.splitext(path)[0], 1
+    journal = f'{stem}.unsaved.json'
+    while osp.lexists(journal):  # a new file, never one that is there
+        number += 1
+        journal = f'{stem}.unsaved-{number}.json'
+    try:
+        save_results(results, journal)
+    except WriteError as err:
+        again = err.__cause__ or err
+        print(f'{message}; keeping the finished runs beside it failed too '
+              f'({getattr(again, "strerror", None) or again}), so they are '
+              f'lost: free space, and give --checkpoint DIR to keep '
+              f'finished runs through any failure', file=sys.stderr)
+        return False
+    print(f'{message}; the finished runs are kept in {journal} (a results '
+          f'file): free space and move it to {path}', file=sys.stderr)
+    return False
 
 
 def _check_writable(flag: str, path: str, shown: str, kind: str):

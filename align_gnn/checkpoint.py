@@ -17,8 +17,8 @@ import torch
 from align_gnn import distributed
 from align_gnn.config import Config, config_record
 from align_gnn.data.utils import _require
-from align_gnn.outputs import FileLock
-from align_gnn.results import RunResult, atomic_write
+from align_gnn.outputs import FileLock, atomic_write
+from align_gnn.results import RunResult
 
 # What a data fingerprint covers, and how an error names each part:
 FINGERPRINT = dict(x='the features x', y='the labels y',

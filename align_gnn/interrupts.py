@@ -1,5 +1,6 @@
-r"""Interrupts (SIGINT, SIGTERM) that end a run cleanly: :func:`handle`
-turns both signals into :class:`Interrupted`; while :func:`deferring` is iterated (the
+r"""Interrupts (SIGINT, SIGTERM, and SIGHUP: a closed terminal) that end a
+run cleanly: :func:`handle` turns each signal of :data:`SIGNALS` into
+:class:`Interrupted`; while :func:`deferring` is iterated (the
 epoch loop of :func:`~align_gnn.training.fit`) the first signal only sets a
 flag, which :func:`check` turns into :class:`Interrupted` where the state is
 whole (after an epoch, when the checkpoint can be saved). A second signal
@@ -8,7 +9,7 @@ import signal
 from contextlib import contextmanager
 from typing import Iterable, Iterator, Optional
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _requested: Optional[str] = None  # the pending signal's name
 _deferring = 0
 
@@ -36,8 +37,9 @@ def _handler(signum, frame):
 
 @contextmanager
 def handle() -> Iterator[None]:
-    r"""Within, SIGINT and SIGTERM raise :class:`Interrupted` (or are
-    deferred, see :func:`deferring`); the former handlers come back after."""
+    r"""Within, the signals of :data:`SIGNALS` raise :class:`Interrupted`
+    (or are deferred, see :func:`deferring`); the former handlers come back
+    after."""
     global _requested, _deferring
     previous = {sig: signal.signal(sig, _handler) for sig in SIGNALS}
     _requested = None

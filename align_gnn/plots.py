@@ -12,7 +12,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from align_gnn.results import atomic_write
+from align_gnn.outputs import atomic_write
 
 
 def require_matplotlib():

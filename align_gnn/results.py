@@ -3,14 +3,13 @@ per-method summaries, the printed tables and the leaderboard figures, and
 results files (written atomically, with the environment they came from)."""
 import json
 import math
-import os
 import os.path as osp
 import platform
 import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -21,6 +20,7 @@ import align_gnn
 from align_gnn import distributed
 from align_gnn.config import Config
 from align_gnn.data import is_graph_file
+from align_gnn.outputs import atomic_write, output_target
 from align_gnn.reproducibility import cpu_model, reproducibility_settings
 
 
@@ -263,10 +263,10 @@ def check_writable(path: str):
     :obj:`path`, so that a long experiment fails before it starts, not after
     (leaves nothing behind: the nearest existing folder is probed with a
     temporary file, since permission bits alone say yes to root on file
-    systems such as :file:`/proc`)."""
-    if osp.isdir(path):
-        raise IsADirectoryError(f"'{path}' is a directory")
-    folder = osp.dirname(osp.abspath(path))
+    systems such as :file:`/proc`; a directory or a special file in its
+    place raises :class:`~align_gnn.outputs.WriteError`, see
+    :func:`~align_gnn.outputs.output_target`)."""
+    folder = osp.dirname(output_target(path))
     while not osp.exists(folder):
         folder = osp.dirname(folder)
     if not osp.isdir(folder):
@@ -301,8 +301,8 @@ def default_output_path(config: Config) -> str:
 
 
 def save_results(results: Dict, path: str):
-    r"""Writes :obj:`results` as strict JSON to :obj:`path` atomically (a
-    temporary file in the same folder, then :func:`os.replace`): a NaN or
+    r"""Writes :obj:`results` as strict JSON to :obj:`path` atomically
+    (see :func:`~align_gnn.outputs.atomic_write`): a NaN or
     infinite number becomes :obj:`null`, and :obj:`"nulls"` gives the
     reason per place (see :func:`strict_json`)."""
     results, nulls = strict_json(results)
@@ -336,24 +336,3 @@ def strict_json(value, where: str = '') -> Tuple[object, Dict[str, str]]:
         return value
 
     return clean(value, where), nulls
-
-
-def atomic_write(path: str, write: Callable, binary: bool = False):
-    r"""Writes :obj:`path` atomically: :obj:`write(f)` fills a temporary
-    file in the same folder, which then replaces :obj:`path` in one step
-    (after :func:`os.fsync`), so readers see the old file or the new one,
-    never a part."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{osp.basename(path)}-',
-                               suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb' if binary else 'w') as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

@@ -22,12 +22,16 @@ with fixed splits (the heterophilous sets) a run's seed is also its split:
 the search uses splits 0 .. --search-seeds - 1 and the final runs splits
 0 .. --final-seeds - 1 (validation decides, as in Platonov et al.).
 
-Every finished run is appended at once to <folder>/runs.jsonl (flushed and
+Every option, the configuration of every run the study may make and the
+data set are checked before anything is written (one-line errors). Every
+finished run is appended at once to <folder>/runs.jsonl (flushed and
 synced); a rerun of the same command skips what is done, so the study may be
-stopped at any point. --workers N runs N processes (the cores divided among
-them, see align_gnn.threads); --measure-workers times one against two on the
-same runs. --device cuda trains on the GPU (the processes share it; they are
-spawned, not forked); the runs of a folder may come from either device.
+stopped at any point (a damaged line inside runs.jsonl is an error naming
+it; only a last line cut short by a kill is dropped). --workers N runs N
+processes (the cores divided among them, see align_gnn.threads);
+--measure-workers times one against two on the same runs. --device cuda
+trains on the GPU (the processes share it; they are spawned, not forked); the
+runs of a folder may come from either device.
 
     python benchmarks/study.py --dataset cora --folder study/cora
     python benchmarks/study.py --dataset cora --folder study/cora --workers 2
@@ -45,7 +49,6 @@ import dataclasses
 import itertools
 import json
 import multiprocessing
-import os
 import os.path as osp
 import random
 import shlex
@@ -64,7 +67,13 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from align_gnn import experiment, training  # noqa: E402
 from align_gnn.config import Config  # noqa: E402
 from align_gnn.data import num_splits  # noqa: E402
-from align_gnn.results import RunResult, atomic_write, summarize  # noqa: E402
+from align_gnn.models import METHODS  # noqa: E402
+from align_gnn.outputs import (  # noqa: E402
+    append_line,
+    atomic_write,
+    read_lines,
+)
+from align_gnn.results import RunResult, summarize  # noqa: E402
 from align_gnn.threads import set_threads, threads_per_process  # noqa: E402
 
 SEARCH_SPACE = {
@@ -112,32 +121,28 @@ def task_key(task: Task) -> str:
 
 class Store:
     r"""Finished runs in a JSON-lines file, one appended (and synced) per
-    run; a line cut short by a kill is ignored (and, with :obj:`repair`,
-    cut off the file so that the next run overwrites it)."""
+    run by :func:`~align_gnn.outputs.append_line`; a last line cut short by
+    a kill is ignored (and, with :obj:`repair`, cut off the file so that the
+    next run overwrites it). Any other damaged line raises
+    :class:`ValueError` naming the file and the line: the records after it
+    are never dropped (resuming past it would run its task again beside a
+    record that is only damaged, perhaps by hand)."""
     def __init__(self, path: str, repair: bool = True):
         self.path = path
         self.records: Dict[str, Dict] = {}
-        good = 0
-        if osp.isfile(path):
-            with open(path, 'rb') as f:
-                for line in f:
-                    try:
-                        record = json.loads(line)
-                    except ValueError:
-                        break
-                    self.records[record['key']] = record
-                    good += len(line)
-            if repair and good < osp.getsize(path):
-                os.truncate(path, good)
+        for number, record in enumerate(read_lines(path, repair), start=1):
+            if not (isinstance(record, dict)
+                    and {'key', 'result'} <= set(record)):
+                raise ValueError(
+                    f"'{path}' line {number} is not a record of a run (no "
+                    f"'key' and 'result'); restore the file, or delete that "
+                    f"line (its run is then run again)")
+            self.records[record['key']] = record
 
     def add(self, task: Task, result: Dict):
         record = dict(key=task_key(task), stage=task[0], method=task[1],
                       setting=task[2], seed=task[3], result=result)
-        os.makedirs(osp.dirname(osp.abspath(self.path)), exist_ok=True)
-        with open(self.path, 'a') as f:
-            f.write(json.dumps(record) + '\n')
-            f.flush()
-            os.fsync(f.fileno())
+        append_line(self.path, json.dumps(record))
         self.records[record['key']] = record
 
     def result(self, task: Task) -> Dict:
@@ -362,6 +367,42 @@ def device_option(text: str) -> str:
     return text
 
 
+def positive_int(text: str) -> int:
+    r"""Parses a count option: an integer >= 1."""
+    return _count(text, 1, 'a positive integer')
+
+
+def non_negative_int(text: str) -> int:
+    r"""Parses a count option that may be 0: an integer >= 0."""
+    return _count(text, 0, 'an integer >= 0')
+
+
+def _count(text: str, minimum: int, requirement: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f'must be {requirement} (got '
+                                         f'{text!r})')
+    return value
+
+
+def methods_option(choices: Iterable[str], empty: bool = False) -> Callable:
+    r"""Parses a comma-separated list of distinct names from
+    :obj:`choices` (with :obj:`empty`, :obj:`''` is the empty list)."""
+    def parse(text: str) -> List[str]:
+        names = [name for name in text.split(',') if name or not empty]
+        if (not names and not empty) or len(set(names)) != len(names) or (
+                not set(names) <= set(choices)):
+            raise argparse.ArgumentTypeError(
+                f"must be distinct names from {', '.join(choices)} "
+                f"separated by commas (got {text!r})")
+        return names
+
+    return parse
+
+
 def _value(text: str):
     r"""A JSON value (number, list ...), else the text itself."""
     try:
@@ -370,17 +411,24 @@ def _value(text: str):
         return text
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # One line naming the option, no usage block:
+        self.exit(2, f'error: {message} (see --help)\n')
+
+
+def make_parser() -> argparse.ArgumentParser:
+    r"""The parser of study.py's options."""
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--dataset', default='cora')
     parser.add_argument('--root', help='data root')
     parser.add_argument('--folder', default='study',
                         help='where runs.jsonl, table.md, chosen.json go')
     parser.add_argument('--methods', default='ct,adversarial,sinkhorn,mmd',
-                        type=lambda text: text.split(','))
-    parser.add_argument('--search-samples', type=int, default=16,
+                        type=methods_option(USES))
+    parser.add_argument('--search-samples', type=positive_int, default=16,
                         help='settings sampled per divergence')
-    parser.add_argument('--search-seeds', type=int, default=3)
+    parser.add_argument('--search-seeds', type=positive_int, default=3)
     parser.add_argument('--space', type=space_option, action='append',
                         default=[], metavar='METHOD.NAME=V1,V2,...',
                         help="a divergence's own values of a setting "
@@ -391,14 +439,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                              'model=platonov-gt, conv=gatv2, hidden=64 '
                              '(repeatable; recorded in study.json)')
     parser.add_argument('--peers', default=','.join(PEERS),
-                        type=lambda text: [p for p in text.split(',') if p],
+                        type=methods_option(METHODS, empty=True),
                         help="methods run beside the divergences in the "
                              "final stage ('' for none)")
-    parser.add_argument('--final-seeds', type=int, default=30)
-    parser.add_argument('--peer-seeds', type=int, default=10)
-    parser.add_argument('--epochs', type=int, default=1000)
-    parser.add_argument('--patience', type=int, default=100)
-    parser.add_argument('--workers', type=int, default=2,
+    parser.add_argument('--final-seeds', type=positive_int, default=30)
+    parser.add_argument('--peer-seeds', type=non_negative_int, default=10,
+                        help='seeds of the other divergences and the peers '
+                        '(0: none)')
+    parser.add_argument('--epochs', type=positive_int, default=1000)
+    parser.add_argument('--patience', type=positive_int, default=100)
+    parser.add_argument('--workers', type=positive_int, default=2,
                         help='processes (2 on 2 cores: 1.71x one, measured)')
     parser.add_argument('--device', type=device_option,
                         choices=['cpu', 'cuda'], default='cpu',
@@ -406,8 +456,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'share the GPU)')
     parser.add_argument('--stage', choices=['search', 'all'], default='all')
     parser.add_argument('--measure-workers', action='store_true')
-    parser.add_argument('--measure-runs', type=int, default=4)
-    args = parser.parse_args(argv)
+    parser.add_argument('--measure-runs', type=positive_int, default=4)
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    args = make_parser().parse_args(argv)
     space = {}
     for method, name, values in args.space:
         space.setdefault(method, {})[name] = values
@@ -444,20 +498,48 @@ def check_manifest(args):
                  f"another --folder (or the same --dataset and --set)")
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    if args.measure_workers:
-        return measure_workers(args)
-
-    check_manifest(args)
-    args.splits = num_splits(graph(args.dataset, args.root, args.set))
+def validate(args):
+    r"""Checks everything the study is given before anything is written:
+    the configuration of every run it may make (the --set fields, every
+    sampled --space setting of each divergence, the peers), the graph (it
+    is loaded) and its fixed splits; exits with a one-line error."""
+    runs = [(method, setting) for method in args.methods
+            for setting in sample_settings(method, args.search_samples,
+                                           space=args.space.get(method))]
+    runs += [(method, {}) for method in ('none', *args.peers)]
+    for method, setting in runs:
+        try:
+            config(method, setting, 0, args.dataset, args.epochs,
+                   args.patience, args.set, device=args.device)
+        except (ValueError, TypeError) as err:
+            sys.exit(f'error: the runs of {method} '
+                     f'{json.dumps({**args.set, **setting})}: {err}')
+    try:
+        args.splits = num_splits(graph(args.dataset, args.root, args.set))
+    except ValueError as err:  # `DataError` included
+        sys.exit(f'error: {err}')
     if args.splits and max(args.search_seeds, args.final_seeds,
                            args.peer_seeds) > args.splits:
         sys.exit(f'error: {args.dataset} has {args.splits} fixed splits, '
                  f'and a run uses the split of its seed: use at most '
                  f'{args.splits} --search-seeds, --final-seeds and '
                  f'--peer-seeds')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.measure_workers:
+        return measure_workers(args)
+    validate(args)
+    try:
+        return _study(args, argv)
+    except ValueError as err:  # a damaged runs.jsonl, a failed write
+        sys.exit(f'error: {err}')
+
+
+def _study(args, argv):
     store = Store(osp.join(args.folder, 'runs.jsonl'))
+    check_manifest(args)
     ran = run_tasks(search_tasks(args), store, args)
     best = best_settings(store, args)
     print(f'search: {ran} new run(s); best on validation: '

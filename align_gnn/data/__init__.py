@@ -6,8 +6,11 @@ own loaders from the data root, with one-line :class:`DataError` messages
 for what is missing or damaged.
 
 A source of named data sets is a module with :obj:`NAMES` (lower-case name
-to display name) and :obj:`load_graph(name, root)`, listed in
-:data:`SOURCES`."""
+to display name), :obj:`load_graph(name, root)`, :obj:`raw_files(name,
+root)` (the files it reads) and :obj:`processed_dir(name, root)` (where its
+library stores what it derives from them, checked against them by
+:func:`~align_gnn.data.utils.load_processed`; :obj:`None` if nothing is
+stored), listed in :data:`SOURCES`."""
 import copy
 import os.path as osp
 from typing import Optional

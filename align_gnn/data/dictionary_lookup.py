@@ -26,7 +26,7 @@ features are one-hot keys and one-hot values ("empty" the last of
 and the masks hold query nodes only."""
 import itertools
 import math
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -118,6 +118,16 @@ def dictionary_lookup(k: int = 4, train_fraction: float = 0.8,
     data.num_classes = k
     data.metric = 'acc'
     return data
+
+
+def raw_files(name: str, root: Optional[str] = None) -> List[str]:
+    r"""None: the task is generated."""
+    return []
+
+
+def processed_dir(name: str, root: Optional[str] = None) -> Optional[str]:
+    r""":obj:`None`: nothing derived is stored."""
+    return None
 
 
 def load_graph(name: str, root: Optional[str] = None, k: int = 4,

@@ -12,12 +12,7 @@ from torch import Tensor
 import torch_geometric.transforms as T
 from torch_geometric.data import Data
 
-from align_gnn.data.utils import (
-    DataError,
-    _check_finite,
-    _first_line,
-    _require,
-)
+from align_gnn.data.utils import DataError, _require, library_message
 
 GRAPH_READERS = {
     '.graphml': 'graphml',
@@ -48,8 +43,7 @@ def read_graph(path: str, node_attributes: Optional[str] = None):
     if kind is None:
         raise DataError(f"'{path}': unknown graph file type (use one of "
                         f"{', '.join(sorted(GRAPH_READERS))})")
-    if not osp.isfile(path):
-        raise DataError(f"'{path}': no such graph file")
+    _check_file(path, 'graph file')
     try:
         if kind == 'graphml':
             graph = nx.read_graphml(path)
@@ -61,7 +55,7 @@ def read_graph(path: str, node_attributes: Optional[str] = None):
                 data=False, comments='#')
     except Exception as err:
         raise DataError(f"'{path}': not a readable {kind} file "
-                        f"({type(err).__name__}: {_first_line(err)})") from err
+                        f"({library_message(err)})") from err
     graph = nx.Graph(graph)  # undirected, no parallel edges
     if node_attributes is not None:
         _read_node_attributes(graph, node_attributes)
@@ -71,12 +65,12 @@ def read_graph(path: str, node_attributes: Optional[str] = None):
 def _read_node_attributes(graph, path: str):
     import pandas as pd
 
+    _check_file(path, 'CSV file of node attributes')
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except Exception as err:
         raise DataError(f"'{path}': not a readable CSV file of node "
-                        f"attributes ({type(err).__name__}: "
-                        f"{_first_line(err)})") from err
+                        f"attributes ({library_message(err)})") from err
     node_column, *columns = table.columns
     repeated = table[node_column].duplicated(keep=False)
     if repeated.any():
@@ -93,6 +87,14 @@ def _read_node_attributes(graph, path: str):
         graph.nodes[node].update(
             {column: _number_or_text(value)
              for column, value in zip(columns, values) if value != ''})
+
+
+def _check_file(path: str, kind: str):
+    if osp.isdir(path):
+        raise DataError(f"'{path}' is a directory, not a {kind}; give the "
+                        f"path of the file")
+    if not osp.isfile(path):
+        raise DataError(f"'{path}': no such {kind}")
 
 
 def _number_or_text(value: str):
@@ -163,7 +165,8 @@ def load_graph_file(path: str, label_attr: str = 'label',
     structure.add_nodes_from(nodes)
     structure.add_edges_from(graph.edges)
     data = from_networkx(structure)
-    data.x = _node_features(graph, nodes, feature_attr, data, path)
+    data.x = _node_features(graph, nodes, feature_attr, data, path,
+                            node_attributes or path)
     data.y = y
     if len(labelled) < len(nodes):
         log.info(f"'{path}': {len(nodes) - len(labelled)} of {len(nodes)} "
@@ -195,7 +198,8 @@ def _check_labels(graph, nodes: List, label_attr: str, path: str):
 
 
 def _node_features(graph, nodes: List, feature_attr: Optional[Sequence[str]],
-                   data: Data, path: str) -> Tensor:
+                   data: Data, path: str, source: str) -> Tensor:
+    # `source`: the file that holds the features (a node CSV, or `path`).
     if not feature_attr:
         if len(nodes) <= IDENTITY_MAX_NODES:
             log.info(f"'{path}': no --feature-attr: identity features (one "
@@ -211,21 +215,26 @@ def _node_features(graph, nodes: List, feature_attr: Optional[Sequence[str]],
         missing = [name for name in feature_attr if name not in attributes]
         if missing:
             found = ', '.join(sorted(attributes)) or 'none'
-            raise DataError(f"'{path}': node {node!r} has no feature "
+            raise DataError(f"'{source}': node {node!r} has no feature "
                             f"attribute {missing[0]!r} (its attributes: "
                             f"{found}); name them with --feature-attr")
         try:
             rows.append([float(value) for name in feature_attr
                          for value in _vector(attributes[name])])
         except ValueError as err:
-            raise DataError(f"'{path}': the features of node {node!r} are "
+            raise DataError(f"'{source}': the features of node {node!r} are "
                             f"not numbers ({err})") from err
     if len({len(row) for row in rows}) > 1:
-        raise DataError(f"'{path}': the nodes' feature vectors differ in "
+        raise DataError(f"'{source}': the nodes' feature vectors differ in "
                         f"length ({min(map(len, rows))} to "
                         f"{max(map(len, rows))})")
     x = torch.tensor(rows, dtype=torch.float)
-    _check_finite(path, x, osp.dirname(path) or '.')
+    bad = (~torch.isfinite(x)).any(dim=-1).nonzero().view(-1)
+    if bad.numel():
+        raise DataError(f"'{source}': the features of {bad.numel()} node(s) "
+                        f"are NaN or inf (first: node {nodes[bad[0]]!r}, "
+                        f"attribute(s) {', '.join(feature_attr)}); give "
+                        f"finite numbers")
     return x
 
 

@@ -13,14 +13,20 @@ are scored by ROC-AUC (:obj:`data.metric == "roc_auc"`), the others by
 accuracy."""
 import copy
 import os.path as osp
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 import torch
 from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
-from align_gnn.data.utils import DataError, _check_finite, data_root
+from align_gnn.data.utils import (
+    DataError,
+    _check_finite,
+    data_root,
+    load_processed,
+    loader_error,
+)
 
 NAMES = {
     'minesweeper': 'minesweeper',
@@ -46,6 +52,21 @@ def raw_path(name: str, root: Optional[str] = None) -> str:
     r""":obj:`<root>/<folder>/raw/<folder>.npz`, the file that is read."""
     name = folder(name)
     return osp.join(data_root(root), name, 'raw', f'{name}.npz')
+
+
+def raw_files(name: str, root: Optional[str] = None) -> List[str]:
+    r"""The raw files of :obj:`name`: :func:`raw_path`."""
+    return [raw_path(name, root)]
+
+
+def processed_dir(name: str, root: Optional[str] = None) -> Optional[str]:
+    r"""The folder PyG writes what it derives from :func:`raw_files` to
+    (minesweeper and tolokers: :obj:`<root>/<folder>/processed`), or
+    :obj:`None` where the raw file is read as it is (the filtered
+    chameleon and squirrel)."""
+    if name.lower() not in PYG_NAMES:
+        return None
+    return osp.join(data_root(root), folder(name), 'processed')
 
 
 def metric(name: str) -> str:
@@ -75,7 +96,10 @@ def load_graph(name: str, root: Optional[str] = None) -> Data:
     try:
         if name in PYG_NAMES:
             from torch_geometric.datasets import HeterophilousGraphDataset
-            data = HeterophilousGraphDataset(root, folder(name))[0]
+            data = load_processed(
+                name, [path], processed_dir(name, root),
+                lambda rebuild: HeterophilousGraphDataset(
+                    root, folder(name), force_reload=rebuild))[0]
             data = Data(x=data.x.float(), edge_index=data.edge_index,
                         y=data.y.long(), train_mask=data.train_mask.bool(),
                         val_mask=data.val_mask.bool(),
@@ -86,10 +110,11 @@ def load_graph(name: str, root: Optional[str] = None) -> Data:
         raise
     except Exception as err:
         processed = osp.join(data_root(root), folder(name), 'processed')
-        raise DataError(
-            f"{name}: reading '{path}' failed ({type(err).__name__}: "
-            f"{err}); copy it again from ../shared/datasets/{folder(name)} "
-            f"(and delete '{processed}' if it exists)") from err
+        raise loader_error(
+            name, osp.join(root, folder(name)), err,
+            f"'{path}' is corrupt or truncated, or '{processed}' is damaged: "
+            f"copy it again from ../shared/datasets/{folder(name)} (and "
+            f"delete '{processed}' if it exists)") from err
     _check_finite(name, data.x, osp.dirname(path))
     data.num_classes = int(data.y.max()) + 1
     data.metric = metric(name)

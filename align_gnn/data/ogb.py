@@ -1,6 +1,7 @@
 r"""OGB's ogbn-arxiv with its time split, made undirected, read by OGB's
 :class:`~ogb.nodeproppred.PygNodePropPredDataset` from the data root."""
 import gzip
+import os
 import os.path as osp
 import zlib
 from functools import partial
@@ -17,8 +18,9 @@ from align_gnn.data.utils import (
     DataError,
     _check_download_host,
     _check_finite,
-    _first_line,
     data_root,
+    load_processed,
+    loader_error,
 )
 
 NAMES = {'ogbn-arxiv': 'ogbn-arxiv'}
@@ -28,6 +30,7 @@ ARXIV_FILES = (
     'raw/num-edge-list.csv.gz', 'split/time/train.csv.gz',
     'split/time/valid.csv.gz', 'split/time/test.csv.gz')
 ARXIV_RELEASE = 'RELEASE_v1.txt'
+PROCESSED_FILE = 'geometric_data_processed.pt'  # OGB's
 ARXIV_URL = 'http://snap.stanford.edu/ogb/data/nodeproppred/arxiv.zip'
 
 # ogb 1.3.6 reads its processed file with a plain `torch.load`, which
@@ -67,23 +70,32 @@ def load_ogbn_arxiv(root: Optional[str] = None) -> Tuple[Data, int]:
             f"ask on stdin); delete the folder to download it again, or put "
             f"a complete copy there")
     paths = [osp.join(folder, name) for name in ARXIV_FILES]
-    processed = osp.join(folder, 'processed', 'geometric_data_processed.pt')
+    processed = osp.join(processed_dir('ogbn-arxiv', root), PROCESSED_FILE)
     missing = [path for path in paths if not osp.isfile(path)]
-    if missing and not osp.isfile(processed):
+    if missing:
         _check_download_host(ARXIV_URL, partial(
             _arxiv_missing_message, folder, missing))
-    # What OGB reads now: the split, and the raw files if not processed yet.
-    _check_gzip([path for path in paths if osp.isfile(path) and (
-        'split' in path or not osp.isfile(processed))], folder)
+
+    def load(rebuild: bool):
+        if rebuild and osp.isfile(processed):  # OGB processes it again
+            os.unlink(processed)
+        # What OGB reads now: the split, and the raw files if processing.
+        _check_gzip([path for path in paths if osp.isfile(path) and (
+            'split' in path or not osp.isfile(processed))], folder)
+        return PygNodePropPredDataset('ogbn-arxiv', root)
+
     try:
-        dataset = PygNodePropPredDataset('ogbn-arxiv', root)
+        dataset = load_processed('ogbn-arxiv', raw_files('ogbn-arxiv', root),
+                                 osp.dirname(processed), load)
         split = dataset.get_idx_split()
         data = dataset[0]
+    except DataError:
+        raise
     except Exception as err:
-        raise DataError(
-            f"ogbn-arxiv: reading '{folder}' failed ({type(err).__name__}: "
-            f"{_first_line(err)}): a file is missing, corrupt or truncated, "
-            f"or '{osp.dirname(processed)}' is stale. Delete "
+        raise loader_error(
+            'ogbn-arxiv', folder, err,
+            f"a file is missing, corrupt or truncated, or "
+            f"'{osp.dirname(processed)}' is damaged. Delete "
             f"'{osp.dirname(processed)}' and, if that does not help, delete "
             f"'{folder}' to download it again") from err
     _check_finite('ogbn-arxiv', data.x, osp.join(folder, 'raw'))
@@ -94,6 +106,19 @@ def load_ogbn_arxiv(root: Optional[str] = None) -> Tuple[Data, int]:
                       ('test_mask', 'test')):
         data[mask] = index_to_mask(split[key], num_nodes)
     return data, dataset.num_classes
+
+
+def raw_files(name: str, root: Optional[str] = None) -> List[str]:
+    r"""The raw files of ogbn-arxiv that OGB processes (those under
+    :obj:`raw/` of :data:`ARXIV_FILES`; the split is read as it is)."""
+    return [osp.join(arxiv_folder(root), name) for name in ARXIV_FILES
+            if name.startswith('raw/')]
+
+
+def processed_dir(name: str, root: Optional[str] = None) -> str:
+    r"""The folder OGB writes what it derives from :func:`raw_files` to:
+    :obj:`<arxiv_folder>/processed`."""
+    return osp.join(arxiv_folder(root), 'processed')
 
 
 def load_graph(name: str, root: Optional[str] = None) -> Data:

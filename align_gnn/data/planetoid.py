@@ -1,11 +1,8 @@
 r"""Planetoid (Cora, CiteSeer, PubMed) with its public split, read by PyG's
 :class:`~torch_geometric.datasets.Planetoid` from the data root."""
-import errno
 import os.path as osp
-import pickle
-import warnings
 from functools import partial
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import torch_geometric.transforms as T
 from torch_geometric.data import Data
@@ -16,6 +13,9 @@ from align_gnn.data.utils import (
     _check_download_host,
     _check_finite,
     data_root,
+    is_read_only,
+    load_processed,
+    loader_error,
 )
 
 NAMES = {'cora': 'Cora', 'citeseer': 'CiteSeer', 'pubmed': 'PubMed'}
@@ -38,6 +38,8 @@ def load_planetoid(name: str, root: Optional[str] = None) -> Planetoid:
     (case-insensitive) with its public split and row-normalized features.
     Missing raw files are downloaded; if that fails, raises
     :class:`DataError` saying where the files belong and how to get them.
+    PyG's :obj:`processed/` is rebuilt whenever it was not built from the
+    raw files there (see :func:`~align_gnn.data.utils.load_processed`).
 
     Args:
         name (str): The name of the data set.
@@ -51,75 +53,31 @@ def load_planetoid(name: str, root: Optional[str] = None) -> Planetoid:
         _check_download_host(Planetoid.url, partial(
             _missing_message, name, paths, missing))
     try:
-        dataset = Planetoid(root, name, split='public',
-                            transform=T.NormalizeFeatures())
+        dataset = load_processed(
+            name, paths, processed_dir(name, root),
+            lambda rebuild: Planetoid(root, name, split='public',
+                                      transform=T.NormalizeFeatures(),
+                                      force_reload=rebuild))
+    except DataError:
+        raise
     except Exception as err:
-        if _read_only(err):
-            raise DataError(_read_only_message(name, paths, err)) from err
-        if all(osp.isfile(path) for path in paths):
-            raise DataError(_unreadable_message(name, paths, err)) from err
+        if all(osp.isfile(path) for path in paths) or is_read_only(err):
+            raise loader_error(name, osp.join(root, name), err,
+                               _damaged(name, paths)) from err
         raise DataError(_missing_message(name, paths, missing, err)) from err
     _check_finite(name, dataset._data.x, osp.dirname(paths[0]))
-    _check_processed(name, dataset, paths)
     return dataset
 
 
-def raw_counts(paths: List[str]) -> Dict[str, int]:
-    r"""The numbers of nodes, features and classes that the raw files
-    :obj:`paths` (see :func:`raw_paths`) describe, read from their headers
-    as PyG's reader does (CiteSeer's isolated test nodes included)."""
-    def load(path):
-        with open(path, 'rb') as f, warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            return pickle.load(f, encoding='latin1')
-
-    files = dict(zip(RAW_NAMES, paths))
-    allx, tx, y = load(files['allx']), load(files['tx']), load(files['y'])
-    with open(files['test.index']) as f:
-        test = [int(line) for line in f if line.strip()]
-    tests = max(tx.shape[0], max(test) - min(test) + 1)
-    return dict(nodes=allx.shape[0] + tests, features=allx.shape[1],
-                classes=y.shape[1])
+def raw_files(name: str, root: Optional[str] = None) -> List[str]:
+    r"""The raw files of :obj:`name` (see :func:`raw_paths`)."""
+    return raw_paths(name, root)
 
 
-def _check_processed(name: str, dataset: Planetoid, paths: List[str]):
-    # PyG reads processed/ without comparing it to raw/: another data set's
-    # file (or a stale one) would be trained on under this name.
-    try:
-        expected = raw_counts(paths)
-    except Exception:  # raw files PyG did not need: nothing to compare
-        return
-    found = dict(nodes=dataset._data.num_nodes,
-                 features=dataset._data.x.size(-1),
-                 classes=dataset.num_classes)
-    if found != expected:
-        differ = '; '.join(f'{key}: {found[key]} there, {expected[key]} '
-                           f'in the raw files' for key in found
-                           if found[key] != expected[key])
-        raise DataError(
-            f"{name}: '{dataset.processed_dir}' does not match the raw files "
-            f"in '{osp.dirname(paths[0])}' ({differ}): it is another data "
-            f"set's or stale, and is not used. Delete "
-            f"'{dataset.processed_dir}' to rebuild it from the raw files.")
-
-
-def _read_only(err: BaseException) -> bool:
-    while err is not None:
-        if isinstance(err, OSError) and err.errno in (errno.EACCES,
-                                                      errno.EPERM,
-                                                      errno.EROFS):
-            return True
-        err = err.__cause__ or err.__context__
-    return False
-
-
-def _read_only_message(name: str, paths: List[str], err: Exception) -> str:
-    folder = osp.dirname(osp.dirname(paths[0]))
-    return (f"{name}: the data folder '{folder}' is read-only ("
-            f"{type(err).__name__}: {err}); PyG writes "
-            f"'{osp.join(folder, 'processed')}' beside 'raw' the first time. "
-            f"Copy {name}/raw to a writable data root (--root or "
-            f"ALIGN_GNN_DATA), or run once where this one is writable.")
+def processed_dir(name: str, root: Optional[str] = None) -> str:
+    r"""The folder PyG writes what it derives from :func:`raw_files` to:
+    :obj:`<root>/<Name>/processed`."""
+    return osp.join(data_root(root), _planetoid_name(name), 'processed')
 
 
 def load_graph(name: str, root: Optional[str] = None) -> Data:
@@ -138,13 +96,12 @@ def _planetoid_name(name: str) -> str:
     return NAMES[name.lower()]
 
 
-def _unreadable_message(name: str, paths: List[str], err: Exception) -> str:
+def _damaged(name: str, paths: List[str]) -> str:
     raw_dir = osp.dirname(paths[0])
-    processed_dir = osp.join(osp.dirname(raw_dir), 'processed')
-    return (f"{name}: reading the raw files in '{raw_dir}' failed "
-            f"({type(err).__name__}: {err}): one is corrupt or truncated, "
-            f"or '{processed_dir}' is stale. Delete '{processed_dir}' and, "
-            f"if that does not help, copy the raw files again (e.g. from "
+    processed = osp.join(osp.dirname(raw_dir), 'processed')
+    return (f"a raw file in '{raw_dir}' is corrupt or truncated, or "
+            f"'{processed}' is damaged. Delete '{processed}' and, if that "
+            f"does not help, copy the raw files again (e.g. from "
             f"../shared/datasets/{name}/raw).")
 
 
