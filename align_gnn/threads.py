@@ -5,9 +5,9 @@ worker per core).
 
 PyTorch starts as many threads as there are cores. Processes that share the
 cores, each with all of them, spin against each other: on 2 cores, a Cora
-run beside one other busy process took 2.4x as long on PyTorch's default
-two threads as on one (``benchmarks/bench_contention.py``;
-``docs/cli.md``, "Threads"). So processes started together divide the cores
+``--compare`` beside one other busy process took 2.04x as long on PyTorch's
+default two threads as on one, and the same on a quiet machine
+(``benchmarks/bench_contention.py``; ``docs/cli.md``, "Threads"). So processes started together divide the cores
 among them."""
 import os
 

@@ -23,6 +23,9 @@ CASES = {
     'bench_features.py': (['--repeats', '2', '--warmup', '1', '--runs', '1',
                            '--epochs', '3', '--methods', 'none'],
                           'none, sparse'),
+    'bench_contention.py': (['--busy', '0,1', '--repeats', '1', '--command',
+                             '--dataset dictionary-lookup --k 3 --epochs 1 '
+                             '--runs 1'], '| 1 |'),
     'bench_threads.py': (['--repeats', '2', '--warmup', '1'],
                          'ct, MKL on 1 thread(s)'),
     'snippet_from_scratch.py': (['--epochs', '2', '--runs', '2',
