@@ -235,13 +235,14 @@ def _model_arguments(group: argparse._ArgumentGroup):
 
 def _alignment_arguments(group: argparse._ArgumentGroup):
     group.add_argument(
-        '--align', type=str.lower, default='ct', choices=METHODS,
+        '--align', type=str.lower, choices=METHODS,
         metavar='METHOD',
         help=f'the method to train, one of {", ".join(METHODS)}: '
         'none is the plain GAT of PyG examples/gat.py, ct/adversarial/'
         'sinkhorn/mmd add alignment attention with that divergence, '
-        'gatv2/supergat are PyG peers; the default ct is the method this '
-        'project studies')
+        'gatv2/supergat are PyG peers; unset: ct, the method this project '
+        'studies; not with --compare or --check-attention, which choose '
+        'their own methods')
     group.add_argument(
         '--compare', type=_methods, metavar='M1,M2,...',
         help='train several methods on the same seeds and print a table '
@@ -489,6 +490,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         if args.check_attention and given:
             parser.error(f'argument --check-attention: not with {flag} (it '
                          f'trains the plain model once, in one process)')
+    if args.align is not None and (args.compare or args.check_attention):
+        parser.error(f"argument --align: not with "
+                     f"{'--compare' if args.compare else '--check-attention'}"
+                     f" (list the methods in --compare; --check-attention "
+                     f"trains the plain model)")
+    args.align = args.align or 'ct'
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('argument --device: CUDA is not available; use '
                      '--device cpu or auto')

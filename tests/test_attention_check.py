@@ -25,6 +25,7 @@ from align_gnn.diagnostics import (
 )
 from align_gnn.hetero_models import build_platonov_model
 from align_gnn.metrics import roc_auc
+from conftest import HANG_SECONDS
 
 REPO = Path(__file__).resolve().parents[1]
 DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
@@ -126,7 +127,7 @@ def test_cli_end_to_end(data_root, tmp_path):
         [sys.executable, str(REPO / 'train_gat.py'), '--root', str(data_root),
          '--dataset', 'cora', '--check-attention', '--epochs', '30',
          '--seed', '3', '--out', str(out), '--quiet'],
-        capture_output=True, text=True, timeout=300)
+        capture_output=True, text=True, timeout=HANG_SECONDS)
     assert result.returncode == 0, result.stderr
 
     def strict(value):
@@ -259,7 +260,8 @@ def test_errors(cora_model):
 def test_cli_refuses(tmp_path, flags, message):
     result = subprocess.run(
         [sys.executable, str(REPO / 'train_gat.py'), '--check-attention',
-         *flags], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+         *flags], capture_output=True, text=True, timeout=HANG_SECONDS,
+        cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.count('\n') == 1
     assert message in result.stderr

@@ -320,6 +320,8 @@ BAD_FLAGS = [
     (['--budgets', '0.1,2'], '--budgets'),
     (['--attack-epochs', '0'], '--attack-epochs'),
     (['--plot-dir', '{empty}/file.txt'], '--plot-dir'),
+    (['--align', 'mmd', '--compare', 'none,ct'], '--align'),
+    (['--align', 'none', '--check-attention'], '--align'),
 ]
 if not torch.cuda.is_available():
     BAD_FLAGS.append((['--device', 'cuda'], '--device'))
