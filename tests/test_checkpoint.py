@@ -64,7 +64,7 @@ def test_same_command_same_results(uninterrupted, data_root, tmp_path):
     # Intel and AMD CPUs alike (see align_gnn/reproducibility.py).
     settings = uninterrupted['environment']
     threads = 1 if settings['torch_threads'] > 1 else 2
-    again = run_cli(data_root, tmp_path, '--threads', threads)
+    again = run_cli(data_root, tmp_path, '--threads', str(threads))
     assert settings['mkl_cbwr'] == 'AUTO,STRICT'
     if torch.backends.mkl.is_available():
         assert settings['mkl_threads'] == 1

@@ -79,8 +79,8 @@ def test_every_wait_has_the_hang_detector(path):
     # HANG_SECONDS, nothing shorter (a speed check) and not missing (a hang
     # would block the suite).
     for name, node in calls(path):
-        if name not in WAITS or (name == 'run' and 'subprocess' not in
-                                 ast.unparse(node.func)):
+        if name not in WAITS or (name not in ('communicate', 'wait') and
+                                 'subprocess' not in ast.unparse(node.func)):
             continue
         timeout = {k.arg: k.value for k in node.keywords}.get('timeout')
         where = f'{path.name}:{node.lineno}'
