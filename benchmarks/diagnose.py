@@ -320,6 +320,10 @@ def main(argv=None):
         method, setting = args.method, args.setting
     else:
         method, setting = chosen(args.folder, args.method)
+    try:  # a damaged line: one line naming it, no traceback
+        store = study.Store(osp.join(args.folder, 'diagnose.jsonl'))
+    except ValueError as err:
+        sys.exit(f'error: {err}')
     data = study.graph(args.dataset, args.root)
 
     traces, uniformity, uniform_acc = {}, {}, {}
@@ -339,7 +343,6 @@ def main(argv=None):
     tasks += [('diagnose', f'{method}:{variant}',
                {'variant': variant, **setting}, seed)
               for variant in VARIANTS for seed in range(args.seeds)]
-    store = study.Store(osp.join(args.folder, 'diagnose.jsonl'))
     study.run_tasks(tasks, store, args, runner=run_variant)
     variants, rows = study.table(tasks, store)
 

@@ -50,7 +50,10 @@ def main(argv=None):
 
     tasks = [('selection', 'none', {'selection': rule}, seed)
              for seed in range(args.seeds) for rule in RULES]
-    store = study.Store(osp.join(args.folder, 'runs.jsonl'))
+    try:  # a damaged line: one line naming it, no traceback
+        store = study.Store(osp.join(args.folder, 'runs.jsonl'))
+    except ValueError as err:
+        sys.exit(f'error: {err}')
     ran = study.run_tasks(tasks, store, args)
     runs = [  # labelled by the rule; the first is the reference
         RunResult(**{**store.result(task), 'method': task[2]['selection']})

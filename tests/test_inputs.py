@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -283,6 +284,20 @@ def test_study_damaged_runs_file(tmp_path, data_root, capsys):
                     '--methods', 'mmd', '--search-samples', '1',
                     '--search-seeds', '1'])
     assert not (tmp_path / 'study.json').exists()
+    for script, name, argv in (
+            ('selection.py', 'runs.jsonl', ['--seeds', '1', '--epochs', '1',
+                                            '--workers', '1']),
+            ('diagnose.py', 'diagnose.jsonl', ['--method', 'mmd',
+                                               '--setting', '{}'])):
+        (tmp_path / name).write_text('{"key": 1, "result": {}}\nx\n')
+        result = subprocess.run(
+            [sys.executable, str(REPO / 'benchmarks' / script), '--root',
+             str(data_root), '--folder', str(tmp_path), *argv],
+            capture_output=True, text=True, timeout=HANG_SECONDS)
+        assert result.returncode == 1, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(
+            f"error: '{tmp_path / name}' line 2 is damaged"), result.stderr
     (tmp_path / 'runs.jsonl').write_text('[1]\n')
     with pytest.raises(ValueError, match='line 1 is not a record of a run'):
         study.Store(str(tmp_path / 'runs.jsonl'))
