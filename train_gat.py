@@ -19,13 +19,19 @@ import os.path as osp
 import shlex
 import signal
 import sys
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
 from align_gnn import distributed, interrupts, plots
 from align_gnn.checkpoint import Checkpoint
-from align_gnn.config import DEFAULT_ALIGNMENT, DEVICES, Config, resolve_device
+from align_gnn.config import (
+    DEFAULT_ALIGNMENT,
+    DEVICES,
+    Config,
+    check_scopes,
+    resolve_device,
+)
 from align_gnn.data import DATASETS, FEATURES, dataset_name, is_graph_file
 from align_gnn.config import MODELS, OPTIMIZERS
 from align_gnn.conv import ALIGN_OVER
@@ -148,6 +154,25 @@ budgets = _numbers(
     lambda values: all(0 <= v <= 1 for v in values))
 
 
+def _text(what: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(
+                f'must not be empty: give {what} (got {text!r})')
+        return text
+
+    return parse
+
+
+def _names(text: str) -> List[str]:
+    names = text.split(',')
+    if not all(name.strip() for name in names):
+        raise argparse.ArgumentTypeError(
+            f'must be attribute names separated by commas, none empty (got '
+            f'{text!r})')
+    return names
+
+
 def recommended(name: str) -> str:
     r"""The help text's end for the alignment setting :obj:`name`."""
     return (f'; unset: the divergence\'s own, chosen on validation for the '
@@ -168,7 +193,8 @@ def _data_arguments(group: argparse._ArgumentGroup):
         'fixed split i, --runs at most 10); dictionary-lookup (GATv2 '
         'paper\'s generated task, see --k)')
     group.add_argument(
-        '--root', help='data root; unset: $ALIGN_GNN_DATA, else datasets/')
+        '--root', type=_text('a folder'),
+        help='data root; unset: $ALIGN_GNN_DATA, else datasets/')
     group.add_argument(
         '--k', type=_number(int, 'an integer >= 3', lambda v: v >= 3),
         default=4,
@@ -181,16 +207,18 @@ def _data_arguments(group: argparse._ArgumentGroup):
         help='add P*|E|/2 uniformly random undirected non-edges to the '
         'graph before training (drawn with --seed)')
     group.add_argument(
-        '--label-attr', default='label', metavar='NAME',
+        '--label-attr', type=_text('an attribute name'), default='label',
+        metavar='NAME',
         help='graph file: the node attribute holding the class')
     group.add_argument(
-        '--feature-attr', type=lambda text: text.split(','),
+        '--feature-attr', type=_names,
         metavar='NAME[,NAME...]',
         help='graph file: the node attribute holding a feature vector, or '
         'several numeric attributes; unset: identity features up to 5000 '
         'nodes, one-hot degrees beyond')
     group.add_argument(
-        '--node-attributes', metavar='CSV',
+        '--node-attributes', type=_text('the path of a CSV file'),
+        metavar='CSV',
         help='edge list: a CSV file of node attributes (header; first '
         'column the node)')
     group.add_argument(
@@ -360,7 +388,8 @@ def _robustness_arguments(group: argparse._ArgumentGroup):
 
 def _outputs_arguments(group: argparse._ArgumentGroup):
     group.add_argument(
-        '--out', help='results JSON file; unset: a timestamped file under '
+        '--out', type=_text('the path of a file'),
+        help='results JSON file; unset: a timestamped file under '
         'results/; never a file that is not a results file, nor an input '
         'or the checkpoint of this run')
     group.add_argument(
@@ -368,13 +397,13 @@ def _outputs_arguments(group: argparse._ArgumentGroup):
         help='replace an existing results file (--out) or figures '
         '(--plot-dir) of an earlier run; other files are never replaced')
     group.add_argument(
-        '--plot-dir', metavar='DIR',
+        '--plot-dir', type=_text('a folder'), metavar='DIR',
         help='write figures to DIR: a reliability diagram per method, '
         'accuracy under attack (with --attack), keys and queries of the '
         'first seed (PCA, per layer and head), learning curves; needs the '
         'plot extra (matplotlib)')
     group.add_argument(
-        '--checkpoint', metavar='DIR',
+        '--checkpoint', type=_text('a folder'), metavar='DIR',
         help='save the progress (finished runs, and the full state of the '
         'current run: model, optimizer, random generators, early stopping) '
         'atomically to DIR/checkpoint.pt, so that --resume can continue it '
@@ -475,26 +504,60 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+# The flags that act in every mode (the others: MODES below, and the
+# options of `Config`, each in `align_gnn.config.SCOPES` or EVERYWHERE):
+EVERY_MODE = ('help', 'dataset', 'check_attention', 'out', 'plot_dir',
+              'quiet', 'debug', 'threads')
+ONCE = 'not with --check-attention (it trains the plain model once)'
+# The flags of the command line alone that act only in some modes (issue
+# 30; the options of `Config`: `align_gnn.config.SCOPES`): a flag given
+# where it would act on nothing is refused. dest -> (acts(args), where).
+MODES: Dict[str, Tuple[Callable[[argparse.Namespace], bool], str]] = {
+    'align': (lambda args: not (args.compare or args.check_attention),
+              'not with --compare or --check-attention (list the methods in '
+              '--compare; --check-attention trains the plain model)'),
+    **{dest: (lambda args: not args.check_attention, ONCE)
+       for dest in ('compare', 'runs', 'checkpoint', 'attack')},
+    **{dest: (lambda args: args.checkpoint is not None,
+              'only with --checkpoint DIR')
+       for dest in ('resume', 'checkpoint_every')},
+    'root': (lambda args: not is_graph_file(args.dataset)
+             and args.dataset != 'dictionary-lookup',
+             'only for a named data set read from files (a graph file is '
+             'read from its path, dictionary-lookup is generated)'),
+    'overwrite': (lambda args: bool(args.out or args.plot_dir),
+                  'only with --out or --plot-dir (the default --out is a new '
+                  'file)'),
+}
+
+
+def given_options(argv: Optional[List[str]] = None) -> List[str]:
+    r"""The destinations of the flags given in :obj:`argv` (default or
+    not), in the parser's order."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    given = vars(parser.parse_args(argv))
+    return [action.dest for action in parser._actions
+            if action.dest in given]
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.given = given_options(argv)
+    for dest in args.given:
+        acts, where = MODES.get(dest, (None, None))
+        if acts is not None and not acts(args):
+            flag = '--' + dest.replace('_', '-')
+            parser.error(f'argument {flag}: {where}; leave it out')
+    if args.check_attention and distributed.launched():
+        parser.error('argument --check-attention: not with torchrun (it '
+                     'trains the plain model once, in one process)')
     if args.seed + args.runs - 1 > MAX_SEED:
         parser.error(f'argument --seed: --seed + --runs - 1 must be at most '
                      f'{MAX_SEED} (the last run\'s seed; got {args.seed} + '
                      f'{args.runs} - 1)')
-    if args.resume and not args.checkpoint:
-        parser.error('argument --resume: needs --checkpoint DIR')
-    for flag, given in (('--compare', args.compare),
-                        ('--checkpoint', args.checkpoint),
-                        ('torchrun', distributed.launched())):
-        if args.check_attention and given:
-            parser.error(f'argument --check-attention: not with {flag} (it '
-                         f'trains the plain model once, in one process)')
-    if args.align is not None and (args.compare or args.check_attention):
-        parser.error(f"argument --align: not with "
-                     f"{'--compare' if args.compare else '--check-attention'}"
-                     f" (list the methods in --compare; --check-attention "
-                     f"trains the plain model)")
     args.align = args.align or 'ct'
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('argument --device: CUDA is not available; use '
@@ -555,6 +618,7 @@ def _main(args: argparse.Namespace, argv: Optional[List[str]],
             lr_warmup=args.lr_warmup, loss=args.loss, labels=args.labels,
             edge_drop=args.edge_drop, norm_adj=args.norm_adj,
             att_dst=args.att_dst)
+        check_scopes(config, args.given)
         path = args.out or default_output_path(config)
         _check_outputs(args, config, path, locks)
         distributed.init(resolve_device(config.device).type ==

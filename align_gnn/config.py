@@ -2,14 +2,14 @@ r"""The settings of an experiment (:class:`Config`) and their defaults: the
 hyper-parameters per data set, the alignment settings per data set and
 divergence (the study's choices), the device, and what neighbour sampling
 needs installed."""
-from dataclasses import asdict, dataclass
-from typing import Dict, Optional, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import torch
 import torch_geometric
 
 from align_gnn import distributed
-from align_gnn.data import DATASETS, FEATURES, dataset_name
+from align_gnn.data import DATASETS, FEATURES, dataset_name, is_graph_file
 from align_gnn.data.utils import _require
 from align_gnn.divergences import DIVERGENCES
 from align_gnn.models import CONVS, METHODS
@@ -52,6 +52,71 @@ RECOMMENDED_ALIGNMENT: Dict[str, Dict[str, Dict]] = {
         'mmd': dict(align_weight=0.003, align_samples=256),
     },
 }
+
+
+
+def _aligned(*methods: str) -> Callable[['Config'], bool]:
+    return lambda config: any(method in methods for method in config.methods)
+
+
+_ANY_DIVERGENCE = ', '.join(DIVERGENCES)
+# Where each option acts (issue 30): an option given where it would act on
+# nothing (`--k` on Cora, `--rho` with mmd) is refused, never ignored (see
+# `check_scopes`). Option -> (whether it acts in a config, where it acts).
+# The options of EVERYWHERE act in every config; `methods`, `dataset` and
+# `labels` (checked in `Config`) choose the scope of the others.
+SCOPES: Dict[str, Tuple[Callable[['Config'], bool], str]] = {
+    'k': (lambda c: c.dataset == 'dictionary-lookup',
+          'on dictionary-lookup (--dataset dictionary-lookup)'),
+    **{name: (lambda c: is_graph_file(c.dataset),
+              'on a graph file (--dataset PATH)')
+       for name in ('label_attr', 'feature_attr', 'node_attributes',
+                    'split')},
+    **{name: (_aligned(*DIVERGENCES),
+              f'with a divergence among the methods ({_ANY_DIVERGENCE})')
+       for name in ('align_weight', 'align_samples', 'align_warmup',
+                    'align_over')},
+    'rho': (_aligned('ct'), 'with ct among the methods'),
+    **{name: (_aligned('ct', 'adversarial'),
+              'with ct or adversarial among the methods (their adversaries)')
+       for name in ('adversary_channels', 'adversary_lr_scale')},
+    'conv': (lambda c: c.model not in ('platonov-gt', 'platonov-gt-sep') and
+             _aligned('none', *DIVERGENCES)(c),
+             f'for none or a divergence ({_ANY_DIVERGENCE}) with the gat '
+             f'model or a platonov-gat model (the peers and platonov-gt '
+             f'bring their own layer)'),
+    'fanout': (lambda c: c.batch_size is not None,
+               'with batch_size (neighbour sampling, --batch-size)'),
+    **{name: (lambda c: c.attack is not None, 'with an attack (--attack)')
+       for name in ('budgets', 'attack_epochs')},
+    **{name: (lambda c: c.model in PLATONOV_MODELS
+              or c.dataset == 'ogbn-arxiv',
+              'for a platonov-* model (--model) or on ogbn-arxiv')
+       for name in ('hidden', 'heads', 'layers', 'dropout')},
+    **{name: (lambda c: c.dataset == 'ogbn-arxiv' and c.model == 'gat',
+              'for the ogbn-arxiv GAT (--dataset ogbn-arxiv --model gat)')
+       for name in ('edge_drop', 'norm_adj', 'att_dst')},
+}
+EVERYWHERE = ('runs', 'seed', 'epochs', 'patience', 'lr', 'weight_decay',
+              'device', 'features', 'batch_size', 'attack', 'keys_queries',
+              'model', 'edge_noise', 'selection', 'optimizer', 'lr_warmup',
+              'loss')
+
+
+def check_scopes(config: 'Config', names: Iterable[str]):
+    r"""Raises :class:`ValueError` for the first option among :obj:`names`
+    that acts on nothing in :obj:`config`, saying where it acts (see
+    :data:`SCOPES`). :class:`Config` checks its fields set to other than
+    their default (a default given explicitly cannot be told from none);
+    `train_gat.py` also checks every flag given, default or not."""
+    for name in names:
+        if name in SCOPES and not SCOPES[name][0](config):
+            default = Config.__dataclass_fields__[name].default
+            required = ('unset' if default is None else
+                        f'left at its default ({default!r})')
+            raise ValueError(f"'{name}' must be {required} except "
+                             f"{SCOPES[name][1]}: it acts on nothing here "
+                             f"(got {getattr(config, name)!r})")
 
 
 def default_hyperparameters(dataset: str) -> Dict:
@@ -234,6 +299,8 @@ class Config:
     att_dst: Optional[bool] = None
 
     def __post_init__(self):
+        given = [field.name for field in fields(self)
+                 if not _is_default(getattr(self, field.name), field.default)]
         if self.dataset.lower() in DATASETS:
             self.dataset = self.dataset.lower()
         dataset_name(self.dataset)
@@ -254,6 +321,7 @@ class Config:
                                          self.dataset not in DENSE and
                                          self.batch_size is None) else 'dense'
         self._check_issue16(defaults)
+        check_scopes(self, given)
         self._check_recipe(defaults)
         for name in ('runs', 'epochs', 'patience'):
             _require(getattr(self, name) >= 1, name, '>= 1',
@@ -324,11 +392,6 @@ class Config:
                      f'a multiple of heads ({self.heads})', self.hidden)
             _require(self.dropout is None or 0 <= self.dropout < 1,
                      'dropout', 'in [0, 1)', self.dropout)
-        elif self.dataset != 'ogbn-arxiv':
-            unused = [name for name in PLATONOV_DEFAULTS
-                      if getattr(self, name) is not None]
-            _require(not unused, 'model', "a platonov-* model for "
-                     f"{', '.join(unused)}", self.model)
         for name in ('hidden', 'heads', 'layers'):
             value = getattr(self, name)
             _require(value is None or value >= 1, name, '>= 1', value)
@@ -361,10 +424,6 @@ class Config:
                  "'none' with batch_size (labels as input train "
                  "full-batch)", self.labels)
         recipe = arxiv and self.model == 'gat'
-        for name in ('edge_drop', 'norm_adj', 'att_dst'):
-            _require(recipe or getattr(self, name) is None, name,
-                     'unset except for the ogbn-arxiv GAT (--dataset '
-                     'ogbn-arxiv --model gat)', getattr(self, name))
         _require(self.att_dst is not False or not any(
             method in DIVERGENCES for method in self.methods), 'att_dst',
             'True or unset with alignment (the query it aligns)',
@@ -384,6 +443,14 @@ class Config:
         defaults = alignment_defaults(self.dataset, method)
         return {name: defaults[name] if getattr(self, name) is None else
                 getattr(self, name) for name in ALIGNMENT_SETTINGS}
+
+
+def _is_default(value, default) -> bool:
+    if isinstance(default, (list, tuple)) and isinstance(value, (list,
+                                                                 tuple)):
+        return list(value) == list(default)
+    return value is default or (default is not None and type(value) is
+                                type(default) and value == default)
 
 
 def config_record(config: Config) -> Dict:

@@ -254,8 +254,8 @@ def test_errors(cora_model):
 
 
 @pytest.mark.parametrize('flags,message', [
-    (['--compare', 'none,ct'], 'not with --compare'),
-    (['--checkpoint', 'ckpt'], 'not with --checkpoint'),
+    (['--compare', 'none,ct'], 'argument --compare: not with --check-att'),
+    (['--checkpoint', 'ckpt'], 'argument --checkpoint: not with --check-att'),
 ])
 def test_cli_refuses(tmp_path, flags, message):
     result = subprocess.run(

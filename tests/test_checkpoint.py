@@ -185,8 +185,8 @@ def test_checkpoint_cli_errors(tmp_path, capsys):
 
     code, err = cli('--resume')
     assert code == 2
-    assert err == 'error: argument --resume: needs --checkpoint DIR ' \
-        '(see --help)\n'
+    assert err == 'error: argument --resume: only with --checkpoint DIR; ' \
+        'leave it out (see --help)\n'
     code, err = cli('--checkpoint-every', 0)
     assert code == 2 and err.startswith('error: argument --checkpoint-every')
 
