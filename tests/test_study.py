@@ -251,10 +251,11 @@ def test_diagnose_setting_needs_method(capsys):
 
     with pytest.raises(SystemExit):
         diagnose.main(['--setting', '{"align_weight": 0.1}'])
-    assert '--setting needs --method' in capsys.readouterr().err
+    assert 'argument --setting: needs --method' in capsys.readouterr().err
     with pytest.raises(SystemExit):  # parts 1 and 3 ignore it
         diagnose.main(['--set', 'hidden=64'])
-    assert '--set needs --attention-only' in capsys.readouterr().err
+    assert 'argument --set: needs --attention-only' in \
+        capsys.readouterr().err
 
 
 def test_device_option(tmp_path, monkeypatch, capsys):
