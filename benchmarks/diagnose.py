@@ -21,7 +21,13 @@ model), for the divergence and setting the study chose on validation
 
 Writes <folder>/diagnose.md and diagnose.json (atomically); the variant runs
 are kept in <folder>/diagnose.jsonl as the study keeps its runs (a rerun
-skips what is done).
+skips what is done). Every option, the aligned model (the study's
+chosen.json, or --method and --setting: settings its divergence has), the
+configuration and the model of every run, the data set (parts 1 and 3 are
+written for the two-layer GAT on one split: Planetoid, graph files,
+dictionary-lookup) and the folder (its outputs can be written,
+diagnose.jsonl is readable) are checked before anything is written, as
+study.py checks its own: one-line errors, code 2 (a damaged file: 1).
 
     python benchmarks/diagnose.py --dataset cora --folder study/cora
     python benchmarks/diagnose.py --dataset minesweeper --attention-only \

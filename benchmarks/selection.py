@@ -10,6 +10,10 @@ paired seeds (0, 1, ...: the GAT paper reports 100); the table gives test
 and validation accuracy, ECE, NLL and epochs, and the paired difference
 with t-test and Wilcoxon p-values. Every finished run is appended to
 <folder>/runs.jsonl (see benchmarks/study.py): a rerun skips what is done.
+Every option, the configuration of every run, the data set and the folder
+(runs.jsonl and table.md can be written, runs.jsonl is readable) are
+checked before anything is written: one-line errors, code 2 (a damaged
+file or missing data: 1).
 
     python benchmarks/selection.py --dataset cora --folder study/cora/selection
     python benchmarks/selection.py --dataset citeseer \
