@@ -21,7 +21,13 @@ model), for the divergence and setting the study chose on validation
 
 Writes <folder>/diagnose.md and diagnose.json (atomically); the variant runs
 are kept in <folder>/diagnose.jsonl as the study keeps its runs (a rerun
-skips what is done).
+skips what is done). Every option, the aligned model (the study's
+chosen.json, or --method and --setting: settings its divergence has), the
+configuration and the model of every run, the data set (parts 1 and 3 are
+written for the two-layer GAT on one split: Planetoid, graph files,
+dictionary-lookup) and the folder (its outputs can be written,
+diagnose.jsonl is readable) are checked before anything is written, as
+study.py checks its own: one-line errors, code 2 (a damaged file: 1).
 
     python benchmarks/diagnose.py --dataset cora --folder study/cora
     python benchmarks/diagnose.py --dataset minesweeper --attention-only \
@@ -53,7 +59,7 @@ from align_gnn.diagnostics import (  # noqa: E402
 )
 from align_gnn.divergences import resolve_divergence  # noqa: E402
 from align_gnn.models import GAT  # noqa: E402
-from align_gnn.results import atomic_write  # noqa: E402
+from align_gnn.results import atomic_write, check_writable  # noqa: E402
 
 VARIANTS = {
     'chosen': 'the chosen setting',
@@ -199,15 +205,44 @@ def trace(data, method: str, setting: Dict, seed: int, dataset: str,
 
 
 def chosen(folder: str, method: Optional[str]) -> Tuple[str, Dict]:
-    r"""The study's best setting of :obj:`method` (default: its winner)."""
+    r"""The study's best setting of :obj:`method` (default: its winner);
+    raises :class:`ValueError` naming the option at fault if the folder has
+    no such choice."""
     path = osp.join(folder, 'chosen.json')
     study_choice = study.load_json(path)
     if study_choice is None:
-        sys.exit(f'error: {path} not found: run benchmarks/study.py with '
-                 f'the same --folder first')
-    best = study_choice['best']
+        raise ValueError(f"argument --folder: '{path}' not found: run "
+                         f"benchmarks/study.py with the same --folder first,"
+                         f" or give --method and --setting")
+    best = study_choice.get('best') if isinstance(study_choice, dict) \
+        else None
+    if not isinstance(best, dict) or not best or not all(
+            isinstance(choice, dict) and {'setting', 'val_acc'} <= set(choice)
+            for choice in best.values()):
+        sys.exit(f"error: '{path}' is not a chosen.json of study.py (no "
+                 f"'best' setting per divergence): restore it, or run "
+                 f"benchmarks/study.py again")
+    if method is not None and method not in best:
+        raise ValueError(f"argument --method: the study in '{folder}' chose "
+                         f"settings of {', '.join(best)} (chosen.json), not "
+                         f"of {method}: give --setting too, or one of them")
     method = method or max(best, key=lambda m: best[m]['val_acc'])
     return method, best[method]['setting']
+
+
+def aligned(args) -> Optional[Tuple[str, Dict]]:
+    r"""The aligned model's divergence and setting: --method with
+    --setting, else the study's choice in <folder>/chosen.json (its winner
+    unless --method names another), else, with --attention-only, --method
+    with its defaults, or none."""
+    if args.setting is not None:
+        return args.method, args.setting
+    if not args.attention_only or osp.isfile(osp.join(args.folder,
+                                                      'chosen.json')):
+        return chosen(args.folder, args.method)
+    if args.method is not None:  # no study: the divergence's defaults
+        return args.method, {}
+    return None
 
 
 def gradient_table(traces: Dict[str, List[Dict]]) -> str:
@@ -235,13 +270,9 @@ def attention_only(args, argv=None):
     graph = study.graph(args.dataset, args.root, args.set)
     data = select_split(graph, 0)
     models = [('plain', 'none', {})]
-    if args.setting is not None:
-        models.append((args.method, args.method, args.setting))
-    elif osp.isfile(osp.join(args.folder, 'chosen.json')):
-        method, setting = chosen(args.folder, args.method)
+    if args.aligned is not None:
+        method, setting = args.aligned
         models.append((method, method, setting))
-    elif args.method is not None:  # no study: the divergence's defaults
-        models.append((args.method, args.method, {}))
     on_device = data.to(args.device)  # for the diagnostics
     report = {}
     for label, method, setting in models:
@@ -278,25 +309,55 @@ def attention_only(args, argv=None):
     print(text)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def setting_option(text: str) -> Dict:
+    r"""Parses :obj:`--setting`: a JSON object of alignment settings."""
+    try:
+        setting = json.loads(text)
+    except ValueError:
+        setting = None
+    if not isinstance(setting, dict):
+        raise argparse.ArgumentTypeError(
+            f'must be a JSON object of settings, e.g. '
+            f'\'{{"align_weight": 0.1}}\' (got {text!r})')
+    return setting
+
+
+def epochs_option(text: str) -> Tuple[int, ...]:
+    r"""Parses :obj:`--trace-epochs`: integers >= 1 separated by
+    commas."""
+    try:
+        epochs = tuple(int(word) for word in text.split(','))
+    except ValueError:
+        epochs = (0, )
+    if min(epochs) < 1:
+        raise argparse.ArgumentTypeError(
+            f'must be integers >= 1 separated by commas (got {text!r})')
+    return epochs
+
+
+def make_parser() -> argparse.ArgumentParser:
+    r"""The parser of diagnose.py's options (one-line errors, code 2)."""
+    parser = study.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--dataset', default='cora')
     parser.add_argument('--root', help='data root')
     parser.add_argument('--folder', default='study',
                         help='the study folder (chosen.json)')
-    parser.add_argument('--method', help='divergence (default: the winner)')
-    parser.add_argument('--setting', type=json.loads,
+    parser.add_argument('--method', choices=list(study.USES),
+                        help='divergence (default: the winner)')
+    parser.add_argument('--setting', type=setting_option,
                         help="the method's setting as JSON, instead of the "
                         "study's choice (needs --method)")
-    parser.add_argument('--seeds', type=int, default=10)
-    parser.add_argument('--epochs', type=int, default=1000)
-    parser.add_argument('--patience', type=int, default=100)
-    parser.add_argument('--workers', type=int, default=2)
+    parser.add_argument('--seeds', type=study.positive_int, default=10)
+    parser.add_argument('--epochs', type=study.positive_int, default=1000)
+    parser.add_argument('--patience', type=study.positive_int, default=100)
+    parser.add_argument('--workers', type=study.positive_int, default=2)
     parser.add_argument('--device', type=study.device_option,
                         choices=['cpu', 'cuda'], default='cpu',
                         help='where the models train')
     parser.add_argument('--trace-epochs', default=TRACE_EPOCHS,
-                        type=lambda text: tuple(map(int, text.split(','))))
+                        type=epochs_option,
+                        help='the epochs at which part 1 records the '
+                        'gradients (it trains up to the last)')
     parser.add_argument('--set', type=study.set_option, action='append',
                         default=[], metavar='NAME=VALUE',
                         help='a Config field for every run (as in study.py)')
@@ -308,19 +369,121 @@ def main(argv=None):
                         'stopping on seed/split 0, attention entropy and '
                         'the score with uniform attention; writes '
                         '<folder>/attention.md and attention.json')
+    return parser
+
+
+def variant_tasks(method: str, setting: Dict, seeds: int) -> List[study.Task]:
+    r"""Part 3's runs: plain GAT and each variant of :obj:`method` on
+    :obj:`seeds` paired seeds."""
+    tasks = [('diagnose', 'none', {'variant': 'chosen'}, seed)
+             for seed in range(seeds)]
+    tasks += [('diagnose', f'{method}:{variant}',
+               {'variant': variant, **setting}, seed)
+              for variant in VARIANTS for seed in range(seeds)]
+    return tasks
+
+
+def validate(args, parser: argparse.ArgumentParser):
+    r"""Checks everything diagnose.py is given before anything is written,
+    as :func:`study.validate` does: the options, the aligned model (the
+    study's chosen.json or --method and --setting: the settings its
+    divergence has), the configuration and the model of every run it would
+    make, the data set (it is loaded; parts 1 and 3 need the two-layer GAT
+    on one split), that its outputs can be written in --folder and that its
+    runs file is readable. Exits with a one-line error (code 2; a damaged
+    file: code 1); sets :obj:`args.aligned` (see :func:`aligned`)."""
+    try:
+        Config(args.dataset)
+    except ValueError as err:
+        parser.error(f'argument --dataset: {err}')
+    if args.setting is not None and args.method is None:
+        parser.error('argument --setting: needs --method')
+    if args.set and not args.attention_only:  # parts 1, 3: Planetoid GAT
+        parser.error('argument --set: needs --attention-only (parts 1 and '
+                     '3 are written for the two-layer GAT)')
+    try:
+        args.aligned = aligned(args)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.setting is not None:
+        known = study.USES[args.method] + tuple(study.VARIANTS)
+        unknown = [name for name in args.setting if name not in known]
+        if unknown:
+            parser.error(f"argument --setting: {args.method} has no setting "
+                         f"'{unknown[0]}' (it has {', '.join(known)})")
+    if args.attention_only:
+        models = [('none', {})] + ([args.aligned] if args.aligned else [])
+        runs = [(method, setting, 0, args.epochs, args.patience)
+                for method, setting in models]
+    else:
+        method, setting = args.aligned
+        last = max(args.trace_epochs)  # part 1: no early stopping
+        runs = [('none', {}, 0, last, last), (method, setting, 0, last, last)]
+        runs += [(task[1].split(':')[0],
+                  {k: v for k, v in task[2].items() if k != 'variant'},
+                  task[3], args.epochs, args.patience)
+                 for task in variant_tasks(method, setting, args.seeds)]
+    configs = []
+    for method, setting, seed, epochs, patience in runs:
+        try:
+            configs.append(study.config(
+                method, setting, seed, args.dataset, epochs, patience,
+                args.set, args.attention_only, args.device))
+        except (ValueError, TypeError) as err:
+            parser.error(f'the runs of {method} '
+                         f'{json.dumps({**args.set, **setting})}: {err}')
+    try:
+        data = select_split(study.graph(args.dataset, args.root, args.set), 0)
+    except ValueError as err:  # `DataError` included
+        sys.exit(f'error: {err}')
+    if not args.attention_only and default_hyperparameters(
+            args.dataset).get('model') != 'gat':
+        parser.error(f'argument --dataset: parts 1 and 3 are written for '
+                     f'the two-layer GAT on one split (Planetoid, graph '
+                     f'files, dictionary-lookup), not for the model of '
+                     f'{args.dataset}: give --attention-only')
+    built = set()
+    for (method, setting, *_), config in zip(runs, configs):
+        variants = ['chosen'] if args.attention_only or method == 'none' \
+            else list(VARIANTS)
+        for variant in variants:  # every model built once, as train_gat.py
+            if (method, variant) in built:
+                continue
+            built.add((method, variant))
+            try:
+                if args.attention_only:
+                    training.make_model(method, data, config)
+                else:
+                    variant_model(variant, method, data, config)
+            except (ValueError, TypeError) as err:
+                parser.error(f'the runs of {method} '
+                             f'{json.dumps({**args.set, **setting})}: {err}')
+    outputs = (('attention.md', 'attention.json') if args.attention_only
+               else ('diagnose.jsonl', 'diagnose.md', 'diagnose.json'))
+    for name in outputs:
+        try:
+            check_writable(osp.join(args.folder, name))
+        except OSError as err:
+            parser.error(f"argument --folder: cannot write "
+                         f"'{osp.join(args.folder, name)}' ({err}); choose "
+                         f"a writable folder")
+    if not args.attention_only:
+        try:  # a damaged line: one line naming it, no traceback
+            study.Store(osp.join(args.folder, 'diagnose.jsonl'),
+                        repair=False)
+        except ValueError as err:
+            sys.exit(f'error: {err}')
+
+
+def main(argv=None):
+    parser = make_parser()
     args = parser.parse_args(argv)
     args.set = dict(args.set)
-    if args.setting is not None and args.method is None:
-        parser.error('--setting needs --method')
+    validate(args, parser)
     if args.attention_only:
         return attention_only(args, argv)
-    if args.set:  # parts 1 and 3 are written for the Planetoid GAT
-        parser.error('--set needs --attention-only')
-    if args.setting is not None:
-        method, setting = args.method, args.setting
-    else:
-        method, setting = chosen(args.folder, args.method)
-    try:  # a damaged line: one line naming it, no traceback
+    method, setting = args.aligned
+    try:  # cuts a last line cut short by a kill
         store = study.Store(osp.join(args.folder, 'diagnose.jsonl'))
     except ValueError as err:
         sys.exit(f'error: {err}')
@@ -338,11 +501,7 @@ def main(argv=None):
               f'{uniformity[label]}; test accuracy {uniform_acc[label]}',
               flush=True)
 
-    tasks = [('diagnose', 'none', {'variant': 'chosen'}, seed)
-             for seed in range(args.seeds)]
-    tasks += [('diagnose', f'{method}:{variant}',
-               {'variant': variant, **setting}, seed)
-              for variant in VARIANTS for seed in range(args.seeds)]
+    tasks = variant_tasks(method, setting, args.seeds)
     study.run_tasks(tasks, store, args, runner=run_variant)
     variants, rows = study.table(tasks, store)
 

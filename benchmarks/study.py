@@ -16,22 +16,33 @@ r"""Does alignment help? The side-by-side study on one data set.
    t-test and Wilcoxon p-values) and <folder>/chosen.json.
 
 --set NAME=VALUE fixes a Config field for every run (the model, layer,
-width, learning rate, k, edge noise ...); the folder's study.json records
-them with the data set, and a rerun with others is refused. On a data set
-with fixed splits (the heterophilous sets) a run's seed is also its split:
-the search uses splits 0 .. --search-seeds - 1 and the final runs splits
-0 .. --final-seeds - 1 (validation decides, as in Platonov et al.).
+width, learning rate, k, edge noise ...). On a data set with fixed splits
+(the heterophilous sets) a run's seed is also its split: the search uses
+splits 0 .. --search-seeds - 1 and the final runs splits 0 ..
+--final-seeds - 1 (validation decides, as in Platonov et al.).
 
-Every option, the configuration of every run the study may make and the
-data set are checked before anything is written (one-line errors). Every
-finished run is appended at once to <folder>/runs.jsonl (flushed and
-synced); a rerun of the same command skips what is done, so the study may be
-stopped at any point (a damaged line inside runs.jsonl is an error naming
-it; only a last line cut short by a kill is dropped). --workers N runs N
-processes (the cores divided among them, see align_gnn.threads);
---measure-workers times one against two on the same runs. --device cuda
-trains on the GPU (the processes share it; they are spawned, not forked); the
-runs of a folder may come from either device.
+The folder's study.json records every option that changes what a run
+computes and is not in the run's key (stage, method, setting, seed):
+--dataset, --set, --epochs, --patience (all options but NOT_RECORDED's,
+which says why each of those may differ). A rerun with another value of
+one is refused in one line. The others may differ: --methods, --peers,
+--search-samples, --space and the seed counts narrow or extend the study
+(a rerun makes the runs it lacks and reuses only runs made alike);
+--workers, --stage and --root do not change a run, and the runs of a
+folder may come from either --device. A study.json of an older study.py,
+without some of the recorded options, is completed with the values given
+at its next run (a note says so).
+
+Every option, the configuration of every run the study may make, the
+folder (its files can be written, its study.json) and the data set are
+checked before anything is written (one-line errors). Every finished run is
+appended at once to <folder>/runs.jsonl (flushed and synced); a rerun of
+the same command skips what is done, so the study may be stopped at any
+point (a damaged line inside runs.jsonl is an error naming it; only a last
+line cut short by a kill is dropped). --workers N runs N processes (the
+cores divided among them, see align_gnn.threads); --measure-workers times
+one against two on the same runs. --device cuda trains on the GPU (the
+processes share it; they are spawned, not forked).
 
     python benchmarks/study.py --dataset cora --folder study/cora
     python benchmarks/study.py --dataset cora --folder study/cora --workers 2
@@ -73,7 +84,11 @@ from align_gnn.outputs import (  # noqa: E402
     atomic_write,
     read_lines,
 )
-from align_gnn.results import RunResult, summarize  # noqa: E402
+from align_gnn.results import (  # noqa: E402
+    RunResult,
+    check_writable,
+    summarize,
+)
 from align_gnn.threads import set_threads, threads_per_process  # noqa: E402
 
 SEARCH_SPACE = {
@@ -98,6 +113,33 @@ OWN_FIELDS = ('dataset', 'methods', 'runs', 'seed', 'epochs', 'patience',
               'device', *SEARCH_SPACE, *VARIANTS)  # set by the study
 SEARCH_SEED = 100
 PEERS = ('gatv2', 'supergat')
+#: The options of :func:`make_parser` that study.json does not record, and
+#: why. Every other option changes what a run computes without being part
+#: of the run's key (:func:`task_key`: stage, method, setting, seed), so the
+#: folder's study.json records it and a rerun with another value is refused
+#: (:func:`check_manifest`): a new option is recorded unless it is added
+#: here.
+NOT_RECORDED = {
+    'root': 'where the data set is read from, not which (--dataset)',
+    'folder': 'the study folder itself',
+    'workers': 'a run gives the same bits on any number of processes and '
+               'threads',
+    'device': 'the runs of a folder may come from either device',
+    'stage': 'which stages run, not what a run computes',
+    'measure_workers': 'a timing of its own, in a temporary folder',
+    'measure_runs': 'a timing of its own, in a temporary folder',
+    # In each run's key: a rerun with other values makes the runs it lacks
+    # and reuses only runs made alike, so it narrows or extends the study
+    # as a new folder would (the table and chosen.json are those of its
+    # own command).
+    'methods': "in each run's key (its method)",
+    'peers': "in each run's key (its method)",
+    'search_samples': "in each run's key (its setting)",
+    'space': "in each run's key (its setting)",
+    'search_seeds': "in each run's key (its seed)",
+    'final_seeds': "in each run's key (its seed)",
+    'peer_seeds': "in each run's key (its seed)",
+}
 
 Task = Tuple[str, str, Dict, int]  # stage, method, setting, seed
 
@@ -483,26 +525,88 @@ def load_json(path: str) -> Optional[Dict]:
                  f"delete it (the folder's runs.jsonl keeps the runs)")
 
 
-def check_manifest(args):
-    r"""Writes :obj:`<folder>/study.json` (the data set and the --set
-    fields) on the first run; exits with an error if it holds others (the
-    runs in the folder would not be comparable)."""
+def recorded_options(parser: argparse.ArgumentParser
+                     ) -> List[argparse.Action]:
+    r"""The options of :obj:`parser` that a folder's study.json records:
+    all but --help and :data:`NOT_RECORDED`."""
+    return [action for action in parser._actions
+            if action.dest not in ('help', *NOT_RECORDED)]
+
+
+def as_options(action: argparse.Action, value) -> str:
+    r""":obj:`value` of :obj:`action` (as study.json holds it) as
+    command-line words."""
+    def word(text) -> str:
+        return shlex.quote(text if isinstance(text, str) else
+                           json.dumps(text))
+
+    option = action.option_strings[0]
+    if isinstance(value, dict):  # --set NAME=VALUE ...
+        return ' '.join(f'{option} ' + shlex.quote(
+            f'{name}={item if isinstance(item, str) else json.dumps(item)}')
+            for name, item in value.items()) or f'no {option}'
+    if action.nargs == 0:  # a flag
+        return option if value else f'no {option}'
+    return f'{option} {word(value)}'
+
+
+def check_manifest(args, write: bool = True) -> Optional[Dict]:
+    r"""Compares the options the study records (:func:`recorded_options`)
+    with :obj:`<folder>/study.json` and exits with a one-line error, code
+    2, naming the first that differs; writes the file (with :obj:`write`)
+    on the first run, or where it lacks options (a study.json of an older
+    study.py: its runs are taken to have been made with the values given
+    now, which it then records; a note says so). Returns the manifest to
+    write (:obj:`None`: the file is up to date)."""
+    parser = make_parser()
+    recorded = recorded_options(parser)
     path = osp.join(args.folder, 'study.json')
-    manifest = dict(dataset=args.dataset, set=args.set)
+    manifest = {action.dest: json.loads(json.dumps(getattr(args,
+                                                           action.dest)))
+                for action in recorded}
     held = load_json(path)
-    if held is None:
-        atomic_write(path, lambda f: json.dump(manifest, f, indent=2))
-    elif held != manifest:
-        sys.exit(f"error: '{args.folder}' holds a study of "
-                 f"{json.dumps(held)}, not {json.dumps(manifest)}: use "
-                 f"another --folder (or the same --dataset and --set)")
+    if held is not None:
+        if not isinstance(held, dict):
+            sys.exit(f"error: '{path}' is not a study.json of study.py (not "
+                     f"a JSON object): restore it or delete it (the "
+                     f"folder's runs.jsonl keeps the runs)")
+        for action in recorded:
+            if action.dest in held and held[action.dest] != \
+                    manifest[action.dest]:
+                was = as_options(action, held[action.dest])
+                parser.error(
+                    f'argument {action.option_strings[0]}: the study in '
+                    f"'{args.folder}' was made with {was} (its study.json),"
+                    f' not {as_options(action, manifest[action.dest])}: '
+                    f'resume it with {was}, or give another --folder for a '
+                    f'new study')
+        missing = [action for action in recorded if action.dest not in held]
+        if not missing:
+            return None
+        print(f"note: '{path}' does not record "
+              f"{', '.join(a.option_strings[0] for a in missing)} (an older"
+              f" study.py): its runs are taken to have been made with "
+              + ' '.join(as_options(a, manifest[a.dest]) for a in missing)
+              + ', and it now records them', file=sys.stderr)
+        manifest = {**manifest, **held}
+    if write:
+        write_manifest(args, manifest)
+    return manifest
+
+
+def write_manifest(args, manifest: Dict):
+    atomic_write(osp.join(args.folder, 'study.json'),
+                 lambda f: json.dump(manifest, f, indent=2))
 
 
 def validate(args):
     r"""Checks everything the study is given before anything is written:
     the configuration of every run it may make (the --set fields, every
-    sampled --space setting of each divergence, the peers), the graph (it
-    is loaded) and its fixed splits; exits with a one-line error."""
+    sampled --space setting of each divergence, the peers), that its
+    files can be written in --folder, the recorded options against the
+    folder's study.json (:func:`check_manifest`; the manifest to write is
+    kept in :obj:`args.manifest`), the graph (it is loaded) and its fixed
+    splits; exits with a one-line error."""
     runs = [(method, setting) for method in args.methods
             for setting in sample_settings(method, args.search_samples,
                                            space=args.space.get(method))]
@@ -514,6 +618,15 @@ def validate(args):
         except (ValueError, TypeError) as err:
             sys.exit(f'error: the runs of {method} '
                      f'{json.dumps({**args.set, **setting})}: {err}')
+    for name in ('study.json', 'runs.jsonl', 'table.md', 'chosen.json'):
+        try:
+            check_writable(osp.join(args.folder, name))
+        except OSError as err:
+            make_parser().error(
+                f"argument --folder: cannot write "
+                f"'{osp.join(args.folder, name)}' ({err}); choose a "
+                f"writable folder")
+    args.manifest = check_manifest(args, write=False)
     try:
         args.splits = num_splits(graph(args.dataset, args.root, args.set))
     except ValueError as err:  # `DataError` included
@@ -539,7 +652,8 @@ def main(argv=None):
 
 def _study(args, argv):
     store = Store(osp.join(args.folder, 'runs.jsonl'))
-    check_manifest(args)
+    if args.manifest is not None:  # checked by validate()
+        write_manifest(args, args.manifest)
     ran = run_tasks(search_tasks(args), store, args)
     best = best_settings(store, args)
     print(f'search: {ran} new run(s); best on validation: '

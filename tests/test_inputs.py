@@ -45,6 +45,7 @@ from align_gnn.outputs import (
     atomic_write,
     read_lines,
 )
+import bad_options
 from conftest import HANG_SECONDS
 from fakes import write_fake_arxiv, write_fake_planetoid
 
@@ -505,45 +506,13 @@ def test_graph_file_messages(tmp_path):
 # 4. study.py validates before it writes ######################################
 
 
-def bad_values(action) -> list:
-    r"""Values that :obj:`action` (an option of study.py's parser) must
-    refuse."""
-    if action.type is study.positive_int:
-        return ['0', '-1', 'x']
-    if action.type is study.non_negative_int:
-        return ['-1', 'x']
-    if action.dest == 'methods':
-        return ['gcn', 'ct,ct', '']
-    if action.dest == 'peers':
-        return ['gcn']
-    if action.dest == 'space':
-        return [f'{method}.{name}=-1' for method, names in study.USES.items()
-                for name in names if name != 'align_samples'] + [
-                    f'{method}.align_samples=1' for method in study.USES]
-    if action.dest == 'set':
-        return ['hidden=0', 'lr=-1', 'model="nope"', 'conv="gcn"',
-                'dropout=2', 'layers=0', 'heads=0']
-    if action.dest == 'dataset':
-        return ['reddit']
-    return []
-
-
-def study_options():
-    return [action for action in study.make_parser()._actions
-            if action.option_strings and action.nargs != 0]
-
-
-STUDY_CASES = [(action.option_strings[0], value)
-               for action in study_options() for value in bad_values(action)]
-UNCHECKED = {'--root', '--folder', '--device', '--stage'}  # see below
+STUDY_CASES = bad_options.cases(study.make_parser())
 
 
 def test_every_study_option_is_walked():
-    # An option without bad values here is one whose every value is valid
-    # (a path, a choice argparse checks): a new one must be added.
-    walked = {option for option, _ in STUDY_CASES}
-    options = {action.option_strings[0] for action in study_options()}
-    assert options - walked == UNCHECKED
+    # An option without bad values in tests/bad_options.py is one whose
+    # every value is valid (bad_options.UNCHECKED): a new one must be added.
+    assert bad_options.unwalked(study.make_parser()) == set()
 
 
 @pytest.mark.parametrize('option,value', STUDY_CASES)
