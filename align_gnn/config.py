@@ -119,6 +119,18 @@ def check_scopes(config: 'Config', names: Iterable[str]):
                              f"(got {getattr(config, name)!r})")
 
 
+def acting_options(options: Dict, dataset: str,
+                   methods: Sequence[str]) -> Dict:
+    r"""The options among :obj:`options` (fields of :class:`Config`) that
+    act in the config of :obj:`dataset`, :obj:`methods` and the unscoped
+    :obj:`options` (see :data:`SCOPES`): e.g. a study's fields fixed for
+    all its runs, each run taking those that act in it."""
+    probe = Config(dataset, methods, **{name: value for name, value in
+                                        options.items() if name not in SCOPES})
+    return {name: value for name, value in options.items()
+            if name not in SCOPES or SCOPES[name][0](probe)}
+
+
 def default_hyperparameters(dataset: str) -> Dict:
     r"""The defaults for :obj:`dataset`: optimizer, learning rate and its
     warm-up, weight decay, loss, maximum epochs, model selection, labels as

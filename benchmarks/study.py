@@ -76,7 +76,11 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from align_gnn import experiment, training  # noqa: E402
-from align_gnn.config import Config  # noqa: E402
+from align_gnn.config import (  # noqa: E402
+    SCOPES,
+    Config,
+    acting_options,
+)
 from align_gnn.data import num_splits  # noqa: E402
 from align_gnn.models import METHODS  # noqa: E402
 from align_gnn.outputs import (  # noqa: E402
@@ -212,14 +216,16 @@ def graph(dataset: str, root: str, base: Optional[Dict] = None):
 def config(method: str, setting: Dict, seed: int, dataset: str, epochs: int,
            patience: int, base: Optional[Dict] = None,
            fixed_splits: bool = False, device: str = 'cpu') -> Config:
-    r"""The configuration of one run on :obj:`device`: :obj:`base` (the
-    study's --set fields), then the run's :obj:`setting`. With
-    :obj:`fixed_splits`, run :obj:`seed` uses split :obj:`seed`
-    (:obj:`Config.seed` is 0: see :func:`~align_gnn.training.run`)."""
+    r"""The configuration of one run on :obj:`device`: the study's --set
+    fields :obj:`base` that act in it (e.g. ``conv`` not for the peers, which
+    bring their own layer; see :func:`~align_gnn.config.acting_options`),
+    then the run's :obj:`setting`. With :obj:`fixed_splits`, run
+    :obj:`seed` uses split :obj:`seed` (:obj:`Config.seed` is 0: see
+    :func:`~align_gnn.training.run`)."""
+    base = acting_options(base or {}, dataset, [method])
     return Config(dataset, [method], runs=1,
                   seed=0 if fixed_splits else seed, epochs=epochs,
-                  patience=patience, device=device,
-                  **{**(base or {}), **setting})
+                  patience=patience, device=device, **{**base, **setting})
 
 
 def compact(result: RunResult) -> Dict:
@@ -611,13 +617,19 @@ def validate(args):
             for setting in sample_settings(method, args.search_samples,
                                            space=args.space.get(method))]
     runs += [(method, {}) for method in ('none', *args.peers)]
+    acting = set()
     for method, setting in runs:
         try:
+            acting |= set(acting_options(args.set, args.dataset, [method]))
             config(method, setting, 0, args.dataset, args.epochs,
                    args.patience, args.set, device=args.device)
         except (ValueError, TypeError) as err:
             sys.exit(f'error: the runs of {method} '
                      f'{json.dumps({**args.set, **setting})}: {err}')
+    for name in args.set.keys() - acting:
+        make_parser().error(
+            f'argument --set: {name}={args.set[name]!r} acts in no run of '
+            f'this study ({name} acts only {SCOPES[name][1]})')
     for name in ('study.json', 'runs.jsonl', 'table.md', 'chosen.json'):
         try:
             check_writable(osp.join(args.folder, name))

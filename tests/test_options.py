@@ -157,3 +157,24 @@ def test_empty_value(flag, capsys, tmp_path, monkeypatch):
     assert code == 2
     assert err.count('\n') == 1 and err.startswith(f'error: argument {flag}')
     assert list(tmp_path.iterdir()) == []
+
+
+def test_study_set_acts_where_it_can(tmp_path, capsys):
+    # A study's --set field goes to the runs where it acts (--set
+    # conv=gatv2: the plain and aligned runs, not the peers, which bring
+    # their own layer); one that acts in no run is refused before writing.
+    import bad_options  # puts benchmarks/ on sys.path
+    assert bad_options
+    import study
+    base = dict(conv='gatv2')
+    assert study.config('ct', {}, 0, 'cora', 5, 5, base).conv == 'gatv2'
+    assert study.config('none', {}, 0, 'cora', 5, 5, base).conv == 'gatv2'
+    assert study.config('supergat', {}, 0, 'cora', 5, 5, base).conv == 'gat'
+    folder = tmp_path / 'study'
+    with pytest.raises(SystemExit) as exit:
+        study.main(['--dataset', 'cora', '--folder', str(folder), '--set',
+                    'k=6'])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and err.count('\n') == 1
+    assert "argument --set: k=6 acts in no run" in err
+    assert not folder.exists()
