@@ -149,8 +149,8 @@ def convert(model: Module, **align_kwargs) -> Module:
     if unknown:
         raise TypeError(f"convert() got an unexpected keyword argument "
                         f"{unknown[0]!r} (it takes {', '.join(DEFAULTS)})")
-    asked = check_arguments('convert', dict(model=model, **DEFAULTS,
-                                            **align_kwargs), SPECS)
+    asked = check_arguments('convert', {'model': model, **DEFAULTS,
+                                        **align_kwargs}, SPECS)
     del asked['model']
     if not any(type(m) in ALIGNED or isinstance(m, AlignedAttention)
                for m in model.modules()):
