@@ -1,7 +1,9 @@
 r"""Schedules over training: the weight of the alignment loss and the
 learning rate, each with a linear warm-up."""
+from align_gnn.arguments import ARGUMENTS, Integer, checked
 
 
+@checked(ARGUMENTS)
 def alignment_weight(epoch: int, weight: float, warmup: int = 0) -> float:
     r"""The weight :math:`\lambda_t` of the alignment loss in epoch
     :obj:`epoch` (counted from :obj:`0`): ramped linearly from :obj:`0`
@@ -18,18 +20,20 @@ def alignment_weight(epoch: int, weight: float, warmup: int = 0) -> float:
 
     Args:
         epoch (int): The epoch :math:`t \geq 0` (:obj:`0`: the first).
-        weight (float): The weight :math:`\lambda` after the warm-up.
-        warmup (int, optional): The warm-up's length :math:`T` in epochs.
-            (default: :obj:`0`)
+        weight (float): The weight :math:`\lambda \geq 0` after the
+            warm-up.
+        warmup (int, optional): The warm-up's length :math:`T \geq 0` in
+            epochs. (default: :obj:`0`)
+
+    Other values (negative, NaN, infinite, :obj:`True`, a float epoch)
+    raise a one-line :class:`ValueError` (see :mod:`align_gnn.arguments`).
     """
-    if epoch < 0 or warmup < 0:
-        raise ValueError(f"'epoch' and 'warmup' must be >= 0 (got epoch="
-                         f"{epoch}, warmup={warmup})")
     if warmup == 0 or epoch >= warmup:
-        return float(weight)
-    return float(weight) * epoch / warmup
+        return weight
+    return weight * epoch / warmup
 
 
+@checked(dict(ARGUMENTS, epoch=Integer(1)))
 def learning_rate(epoch: int, lr: float, warmup: int = 0) -> float:
     r"""The learning rate in epoch :obj:`epoch`, counted from :obj:`1` as
     DGL's ogbn-arxiv recipe counts: a linear warm-up over the first
@@ -38,10 +42,12 @@ def learning_rate(epoch: int, lr: float, warmup: int = 0) -> float:
 
     Args:
         epoch (int): The epoch :math:`t \geq 1`.
-        lr (float): The learning rate :math:`\eta` after the warm-up.
-        warmup (int, optional): The warm-up's length :math:`T` in epochs.
-            (default: :obj:`0`)
+        lr (float): The learning rate :math:`\eta \geq 0` after the
+            warm-up.
+        warmup (int, optional): The warm-up's length :math:`T \geq 0` in
+            epochs. (default: :obj:`0`)
+
+    Other values raise a one-line :class:`ValueError`, as in
+    :func:`alignment_weight`.
     """
-    if epoch < 1:
-        raise ValueError(f"'epoch' must be >= 1 (got {epoch})")
     return alignment_weight(epoch, lr, warmup)

@@ -436,10 +436,10 @@ def test_compile(divergence):
 
 
 @pytest.mark.parametrize('kwargs, match', [
-    (dict(divergence='foo'), "'divergence' must be one of ct, adversarial"),
+    (dict(divergence='foo'), "'divergence' must be one of 'ct', 'advers"),
     (dict(num_samples=1), "'num_samples' must be an integer >= 2"),
-    (dict(rho=1.5), r"'rho' must lie in \[0, 1\]"),
-    (dict(rho=-0.1), r"'rho' must lie in \[0, 1\]"),
+    (dict(rho=1.5), r"'rho' must be a number in \[0, 1\]"),
+    (dict(rho=-0.1), r"'rho' must be a number in \[0, 1\]"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -156,4 +156,5 @@ def test_convert_mixed_model(training):
                           atol=1e-6)
     loss = alignment_loss(converted)
     assert (float(loss.detach()) != 0.0) == training
-    assert convert(converted) is converted  # aligned layers stay
+    assert convert(converted, divergence='ct', num_samples=3,
+                   rho=0.3) is converted  # aligned layers stay

@@ -176,9 +176,9 @@ def test_headwise_mlp():
 
 
 @pytest.mark.parametrize('kwargs, match', [
-    (dict(cls=SinkhornDivergence, blur=0.0), "'blur' must be positive"),
-    (dict(cls=MMD, bandwidths=()), "'bandwidths' must be positive"),
-    (dict(cls=MMD, bandwidths=(1.0, -1.0)), "'bandwidths' must be positive"),
+    (dict(cls=SinkhornDivergence, blur=0.0), "'blur' must be a positive"),
+    (dict(cls=MMD, bandwidths=()), "'bandwidths' must be a non-empty"),
+    (dict(cls=MMD, bandwidths=(1.0, -1.0)), "'bandwidths' must be a non-"),
 ])
 def test_bad_arguments(kwargs, match):
     cls = kwargs.pop('cls')

@@ -132,7 +132,7 @@ def test_edge_dropout_leaves_edges_out_of_the_softmax():
     conv.eval()
     assert torch.allclose(conv(X, EDGE_INDEX), direct(conv, X, src, dst),
                           atol=1e-6)
-    with pytest.raises(ValueError, match="'edge_dropout' must be in"):
+    with pytest.raises(ValueError, match="'edge_dropout' must be a number in"):
         NormalizedGATConv(3, 4, edge_dropout=1.0)
 
 

@@ -7,12 +7,24 @@ from torch.nn import Module
 
 from torch_geometric.typing import Adj, OptPairTensor
 
+from align_gnn import arguments
 from align_gnn.across_heads import across_heads_loss
+from align_gnn.arguments import Choice, Either, Instance
 from align_gnn.conv.utils import sample_rows, select_rows
 from align_gnn.divergences import resolve_divergence
-from align_gnn.divergences.utils import _check_rho
+from align_gnn.divergences.resolver import DIVERGENCE
 
 ALIGN_OVER = ('nodes', 'heads')
+# The specs of the aligned layers' named arguments (see align_gnn.arguments):
+ARGUMENTS = dict(
+    arguments.ARGUMENTS,
+    divergence=Either(DIVERGENCE, Instance(Module, 'a torch.nn.Module'),
+                      None),
+    align_over=Choice(*ALIGN_OVER),
+)
+# Those that convert() passes on (their defaults are the layers'):
+ALIGNMENT_ARGUMENTS = ('divergence', 'num_samples', 'rho',
+                       'adversary_channels', 'align_over')
 
 
 class AlignedAttention:
@@ -21,41 +33,39 @@ class AlignedAttention:
     the inputs, the samples of keys and queries kept by each training
     forward pass and :meth:`get_alignment_loss`. A layer provides
     :meth:`key_query` and :meth:`_input_linears` (the linear layers that
-    read the source and target features)."""
+    read the source and target features), and checks its constructor's
+    arguments with :obj:`@checked(ARGUMENTS)`."""
     divergence: Optional[Module]
     check_finite = True  # see `_warn_non_finite`
     check_finite_every = 8  # training passes between two checks
 
     @staticmethod
     def _resolve(divergence: Union[str, Module, None], heads: int,
-                 channels: int, num_samples: int, rho: float,
-                 adversary_channels: int,
-                 align_over: str = 'nodes') -> Optional[Module]:
-        if not isinstance(heads, int) or heads <= 0:
-            raise ValueError(f"'heads' must be a positive integer "
-                             f"(got {heads!r})")
-        if align_over not in ALIGN_OVER:
-            raise ValueError(f"'align_over' must be one of {ALIGN_OVER} "
-                             f"(got {align_over!r})")
+                 channels: int, rho: float, adversary_channels: int,
+                 align_over: str) -> Optional[Module]:
+        # The divergence module (the arguments are checked already):
         if align_over == 'heads':
             if heads < 2:  # one head: nothing to align across heads
                 return None
             heads = 1  # one adversary shared by all nodes (see across_heads)
-        if not isinstance(num_samples, int) or num_samples < 2:
-            raise ValueError(f"'num_samples' must be an integer >= 2 "
-                             f"(got {num_samples!r})")
-        _check_rho(rho)
         if divergence is None or isinstance(divergence, Module):
             return divergence
         return resolve_divergence(divergence, heads, channels, rho,
                                   adversary_channels)
 
-    def _init_alignment(self, divergence: Optional[Module], num_samples: int,
-                        rho: float, align_over: str = 'nodes'):
-        self.divergence = divergence
+    def _init_alignment(self, module: Optional[Module],
+                        divergence: Union[str, Module, None],
+                        num_samples: int, rho: float,
+                        adversary_channels: int, align_over: str):
+        self.divergence = module
         self.align_over = align_over
         self.num_samples = num_samples
         self.rho = rho
+        self.adversary_channels = adversary_channels
+        # The alignment arguments as given (convert() compares them):
+        self._alignment_arguments = dict(
+            divergence=divergence, num_samples=num_samples, rho=rho,
+            adversary_channels=adversary_channels, align_over=align_over)
         self._key_sample: Optional[Tensor] = None
         self._query_sample: Optional[Tensor] = None
         self._warned_non_finite = False

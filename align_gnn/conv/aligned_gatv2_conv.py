@@ -6,7 +6,8 @@ from torch.nn import Module
 from torch_geometric.nn import GATv2Conv
 from torch_geometric.typing import Adj, OptPairTensor, OptTensor
 
-from align_gnn.conv.aligned_attention import AlignedAttention
+from align_gnn.arguments import checked
+from align_gnn.conv.aligned_attention import ARGUMENTS, AlignedAttention
 
 
 class AlignedGATv2Conv(AlignedAttention, GATv2Conv):
@@ -49,6 +50,7 @@ class AlignedGATv2Conv(AlignedAttention, GATv2Conv):
         As :class:`~torch_geometric.nn.conv.GATv2Conv`; the alignment loss
         is 0-dim.
     """
+    @checked(ARGUMENTS)
     def __init__(
         self,
         in_channels: Union[int, Tuple[int, int]],
@@ -71,13 +73,13 @@ class AlignedGATv2Conv(AlignedAttention, GATv2Conv):
         align_over: str = 'nodes',
         **kwargs,
     ):
-        divergence = self._resolve(divergence, heads, out_channels,
-                                   num_samples, rho, adversary_channels,
-                                   align_over)
+        module = self._resolve(divergence, heads, out_channels, rho,
+                               adversary_channels, align_over)
         super().__init__(in_channels, out_channels, heads, concat,
                          negative_slope, dropout, add_self_loops, edge_dim,
                          fill_value, bias, share_weights, residual, **kwargs)
-        self._init_alignment(divergence, num_samples, rho, align_over)
+        self._init_alignment(module, divergence, num_samples, rho,
+                             adversary_channels, align_over)
 
     def key_query(
         self,

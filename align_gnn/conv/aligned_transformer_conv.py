@@ -6,7 +6,8 @@ from torch.nn import Module
 from torch_geometric.nn import TransformerConv
 from torch_geometric.typing import Adj, OptPairTensor, OptTensor
 
-from align_gnn.conv.aligned_attention import AlignedAttention
+from align_gnn.arguments import checked
+from align_gnn.conv.aligned_attention import ARGUMENTS, AlignedAttention
 
 
 class AlignedTransformerConv(AlignedAttention, TransformerConv):
@@ -46,6 +47,7 @@ class AlignedTransformerConv(AlignedAttention, TransformerConv):
         As :class:`~torch_geometric.nn.conv.TransformerConv`; the alignment
         loss is 0-dim.
     """
+    @checked(ARGUMENTS)
     def __init__(
         self,
         in_channels: Union[int, Tuple[int, int]],
@@ -65,12 +67,12 @@ class AlignedTransformerConv(AlignedAttention, TransformerConv):
         align_over: str = 'nodes',
         **kwargs,
     ):
-        divergence = self._resolve(divergence, heads, out_channels,
-                                   num_samples, rho, adversary_channels,
-                                   align_over)
+        module = self._resolve(divergence, heads, out_channels, rho,
+                               adversary_channels, align_over)
         super().__init__(in_channels, out_channels, heads, concat, beta,
                          dropout, edge_dim, bias, root_weight, **kwargs)
-        self._init_alignment(divergence, num_samples, rho, align_over)
+        self._init_alignment(module, divergence, num_samples, rho,
+                             adversary_channels, align_over)
 
     def key_query(
         self,

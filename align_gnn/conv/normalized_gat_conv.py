@@ -6,6 +6,8 @@ from torch.nn import Module
 
 from torch_geometric.utils import add_self_loops, degree, remove_self_loops
 
+from align_gnn.arguments import POSITIVE, checked
+from align_gnn.conv.aligned_attention import ARGUMENTS
 from align_gnn.conv.aligned_gat_conv import AlignedGATConv
 from align_gnn.conv.attention_sum import AttentionSum
 
@@ -66,6 +68,7 @@ class NormalizedGATConv(AlignedGATConv):
           or :math:`(|\mathcal{V}|, F_{out})` if :obj:`concat=False`
         - **alignment loss:** :math:`()`
     """
+    @checked(dict(ARGUMENTS, in_channels=POSITIVE))
     def __init__(
         self,
         in_channels: int,
@@ -87,12 +90,6 @@ class NormalizedGATConv(AlignedGATConv):
         adversary_channels: int = 32,
         align_over: str = 'nodes',
     ):
-        if not isinstance(in_channels, int) or in_channels <= 0:
-            raise ValueError(f"'in_channels' must be a positive integer "
-                             f"(got {in_channels!r})")
-        if not 0 <= edge_dropout < 1:
-            raise ValueError(f"'edge_dropout' must be in [0, 1) (got "
-                             f"{edge_dropout!r})")
         if divergence is not None and not att_dst:
             raise ValueError("Alignment needs queries: 'att_dst' must be "
                              "True when 'divergence' is set")

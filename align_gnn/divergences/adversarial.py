@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Module
 
+from align_gnn.arguments import ARGUMENTS, checked
 from align_gnn.divergences.adversary import HeadwiseMLP, headwise_mlp
 from align_gnn.divergences.utils import fusable, fused_default
 
@@ -42,6 +43,7 @@ class AdversarialDivergence(Module):
             fails); :obj:`None` reads :func:`fused_default`.
             (default: :obj:`None`)
     """
+    @checked(ARGUMENTS)
     def __init__(self, heads: int, channels: int, hidden_channels: int = 32,
                  fused: Optional[bool] = None):
         super().__init__()

@@ -7,6 +7,8 @@ from torch.nn import Module, Parameter
 
 from torch_geometric.nn.inits import glorot, zeros
 
+from align_gnn.arguments import ARGUMENTS, POSITIVE, checked
+
 
 class _GradientReversal(torch.autograd.Function):
     @staticmethod
@@ -40,6 +42,7 @@ class HeadwiseMLP(Module):
         - **input:** :math:`(H, M, C)`
         - **output:** :math:`(H, M, D)`
     """
+    @checked(dict(ARGUMENTS, in_channels=POSITIVE))
     def __init__(self, heads: int, in_channels: int, hidden_channels: int,
                  out_channels: int, reverse: bool = False):
         super().__init__()

@@ -6,10 +6,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Module
 
+from align_gnn.arguments import ARGUMENTS, checked
 from align_gnn.divergences.adversary import HeadwiseMLP, headwise_mlp
 from align_gnn.divergences.utils import (
     _bilinear,
-    _check_rho,
     _with_grad,
     fusable,
     fused_default,
@@ -88,10 +88,10 @@ class ConditionalTransport(Module):
             fails); :obj:`None` reads :func:`fused_default`.
             (default: :obj:`None`)
     """
+    @checked(ARGUMENTS)
     def __init__(self, heads: int, channels: int, rho: float = 0.5,
                  hidden_channels: int = 32, fused: Optional[bool] = None):
         super().__init__()
-        _check_rho(rho)
         self.rho = rho
         self.fused = fused_default() if fused is None else fused
         self.critic = HeadwiseMLP(heads, channels, hidden_channels,

@@ -5,6 +5,7 @@ import torch
 from torch import Tensor
 from torch.nn import Module
 
+from align_gnn.arguments import ARGUMENTS, checked
 from align_gnn.divergences.utils import (
     _pairwise_sq_dist,
     _positive,
@@ -104,14 +105,12 @@ class MMD(Module):
             fails); :obj:`None` reads :func:`fused_default`.
             (default: :obj:`None`)
     """
+    @checked(ARGUMENTS)
     def __init__(self,
                  bandwidths: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0),
                  fused: Optional[bool] = None):
         super().__init__()
-        if len(bandwidths) == 0 or min(bandwidths) <= 0:
-            raise ValueError(f"'bandwidths' must be positive numbers "
-                             f"(got {bandwidths})")
-        self.bandwidths = tuple(float(s) for s in bandwidths)
+        self.bandwidths = bandwidths
         self.fused = fused_default() if fused is None else fused
 
     def forward(self, query: Tensor, key: Tensor) -> Tensor:

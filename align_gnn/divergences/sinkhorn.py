@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 from torch.nn import Module
 
+from align_gnn.arguments import ARGUMENTS, checked
 from align_gnn.divergences.utils import (
     _pairwise_sq_dist,
     _positive,
@@ -139,12 +140,11 @@ class SinkhornDivergence(Module):
             fails); :obj:`None` reads :func:`fused_default`.
             (default: :obj:`None`)
     """
+    @checked(ARGUMENTS)
     def __init__(self, blur: float = 0.1, max_iter: int = 30,
                  tol: Optional[float] = None,
                  fused: Optional[bool] = None):
         super().__init__()
-        if blur <= 0:
-            raise ValueError(f"'blur' must be positive (got {blur})")
         self.blur = blur
         self.max_iter = max_iter
         self.tol = tol

@@ -82,8 +82,3 @@ def _with_grad(value: Tensor, tangent: Tensor) -> Tensor:
     r"""The value of :obj:`value` (computed without autograd) with the
     gradient of :obj:`tangent`."""
     return value + (tangent - tangent.detach())
-
-
-def _check_rho(rho: float):
-    if not 0 <= rho <= 1:
-        raise ValueError(f"'rho' must lie in [0, 1] (got {rho})")
