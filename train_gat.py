@@ -28,6 +28,7 @@ from align_gnn.checkpoint import Checkpoint
 from align_gnn.config import (
     DEFAULT_ALIGNMENT,
     DEVICES,
+    MAX_K,
     Config,
     check_scopes,
     resolve_device,
@@ -196,7 +197,8 @@ def _data_arguments(group: argparse._ArgumentGroup):
         '--root', type=_text('a folder'),
         help='data root; unset: $ALIGN_GNN_DATA, else datasets/')
     group.add_argument(
-        '--k', type=_number(int, 'an integer >= 3', lambda v: v >= 3),
+        '--k', type=_number(int, f'an integer in [3, {MAX_K}]',
+                            lambda v: 3 <= v <= MAX_K),
         default=4,
         help='dictionary-lookup: keys per graph (all k! permutations up to '
         '32000 graphs; "unseen combinations" split drawn with --seed)')

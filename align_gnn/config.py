@@ -9,6 +9,17 @@ import torch
 import torch_geometric
 
 from align_gnn import distributed
+from align_gnn.arguments import (
+    Boolean,
+    Choice,
+    Instance,
+    Integer,
+    Number,
+    Spec,
+    SequenceOf,
+    check_arguments,
+    optional,
+)
 from align_gnn.data import DATASETS, FEATURES, dataset_name, is_graph_file
 from align_gnn.data.utils import _require
 from align_gnn.divergences import DIVERGENCES
@@ -53,6 +64,47 @@ RECOMMENDED_ALIGNMENT: Dict[str, Dict[str, Dict]] = {
     },
 }
 
+
+MAX_K = 100  # dictionary-lookup at k = 100: 6.4 M nodes, 320 M edges
+
+_TEXT = Instance(str, 'a string')
+_COUNT = optional(Integer(1))
+_SHARE = Number(0, 1, high_open=True)
+# The kind and plain range of every field of `Config` (checked first, by
+# name; see `align_gnn.arguments`); the ranges that depend on other fields
+# are checked after.
+FIELDS: Dict[str, Spec] = dict(
+    dataset=_TEXT,
+    methods=SequenceOf(Instance(str, 'a name'), 'a list of method names',
+                       min_length=1),
+    align_weight=optional(Number(0)), align_samples=optional(Integer(2)),
+    rho=optional(Number(0, 1)), runs=Integer(1),
+    seed=Integer(0, 2**32 - 1), epochs=_COUNT, patience=_COUNT,
+    lr=optional(Number(0, low_open=True)), weight_decay=optional(Number(0)),
+    device=Choice(*DEVICES), features=optional(Choice(*FEATURES)),
+    batch_size=_COUNT,
+    fanout=optional(SequenceOf(Integer(-1), 'a list of integers')),
+    conv=Choice(*CONVS), adversary_channels=_COUNT,
+    adversary_lr_scale=optional(Number(0, low_open=True)),
+    align_warmup=Integer(0), label_attr=_TEXT,
+    feature_attr=optional(SequenceOf(_TEXT, 'a list of attribute names',
+                                     min_length=1)),
+    node_attributes=optional(_TEXT),
+    split=SequenceOf(Number(0, 1), 'three fractions (train, val, test)',
+                     length=3),
+    attack=optional(Choice(*ATTACKS)),
+    budgets=SequenceOf(Number(0, 1), 'a list of fractions in [0, 1]',
+                       min_length=1),
+    attack_epochs=Integer(1), keys_queries=Boolean(),
+    model=optional(Choice(*MODELS, ignore_case=True)), hidden=_COUNT,
+    heads=_COUNT, layers=_COUNT, dropout=optional(_SHARE),
+    k=Integer(3, MAX_K), edge_noise=Number(0), align_over=Choice(*ALIGN_OVER),
+    selection=optional(Choice(*SELECTIONS)),
+    optimizer=optional(Choice(*OPTIMIZERS)), lr_warmup=optional(Integer(0)),
+    loss=optional(Choice(*LOSSES)), labels=optional(Choice(*LABELS)),
+    edge_drop=optional(_SHARE), norm_adj=optional(Boolean()),
+    att_dst=optional(Boolean()),
+)
 
 
 def _aligned(*methods: str) -> Callable[['Config'], bool]:
@@ -311,6 +363,11 @@ class Config:
     att_dst: Optional[bool] = None
 
     def __post_init__(self):
+        for name, value in check_arguments('', {
+                field.name: getattr(self, field.name)
+                for field in fields(self)}, FIELDS).items():
+            setattr(self, name, list(value) if isinstance(value, tuple)
+                    else value)
         given = [field.name for field in fields(self)
                  if not _is_default(getattr(self, field.name), field.default)]
         if self.dataset.lower() in DATASETS:
@@ -335,27 +392,9 @@ class Config:
         self._check_issue16(defaults)
         check_scopes(self, given)
         self._check_recipe(defaults)
-        for name in ('runs', 'epochs', 'patience'):
-            _require(getattr(self, name) >= 1, name, '>= 1',
-                     getattr(self, name))
-        _require(self.seed >= 0, 'seed', '>= 0', self.seed)
-        _require(self.align_warmup >= 0, 'align_warmup', '>= 0',
-                 self.align_warmup)
         _require(self.seed + self.runs - 1 <= 2**32 - 1, 'seed',
                  f'at most 2**32 - runs = {2**32 - self.runs} (the seeds '
                  f'seed, ..., seed + runs - 1 seed NumPy)', self.seed)
-        for name, valid, expected in (
-                ('align_weight', lambda v: v >= 0, '>= 0'),
-                ('align_samples', lambda v: v >= 2, '>= 2'),
-                ('rho', lambda v: 0 <= v <= 1, 'in [0, 1]'),
-                ('adversary_channels', lambda v: v >= 1, '>= 1'),
-                ('adversary_lr_scale', lambda v: v > 0, '> 0')):
-            value = getattr(self, name)
-            _require(value is None or valid(value), name, expected, value)
-        _require(self.device in DEVICES, 'device', f'one of {DEVICES}',
-                 self.device)
-        _require(self.features in FEATURES, 'features', f'one of {FEATURES}',
-                 self.features)
         self.fanout = list(self.fanout)
         depth = len(defaults['fanout'])
         _require(len(self.fanout) == depth and all(
@@ -363,8 +402,6 @@ class Config:
             f'{depth} numbers >= 1 or -1 (one per layer of the '
             f'{self.dataset} model)', self.fanout)
         if self.batch_size is not None:
-            _require(self.batch_size >= 1, 'batch_size', '>= 1',
-                     self.batch_size)
             _require(self.features == 'dense', 'features',
                      "'dense' with batch_size (neighbour sampling slices "
                      "dense features)", self.features)
@@ -373,61 +410,26 @@ class Config:
             raise ValueError("Several processes train on shards of the "
                              "training nodes: set 'batch_size' "
                              "(--batch-size)")
-        _require(self.conv in CONVS, 'conv', f'one of {tuple(CONVS)}',
-                 self.conv)
-        self.split = [float(fraction) for fraction in self.split]
-        if self.feature_attr is not None:
-            self.feature_attr = list(self.feature_attr)
-        _require(self.attack in (None, *ATTACKS), 'attack',
-                 f'one of {ATTACKS} or None', self.attack)
-        self.budgets = [float(budget) for budget in self.budgets]
-        _require(len(self.budgets) > 0 and all(
-            0 <= budget <= 1 for budget in self.budgets), 'budgets',
-            'fractions in [0, 1]', self.budgets)
-        _require(self.attack_epochs >= 1, 'attack_epochs', '>= 1',
-                 self.attack_epochs)
-        _require(self.lr > 0, 'lr', '> 0', self.lr)
-        _require(self.weight_decay >= 0, 'weight_decay', '>= 0',
-                 self.weight_decay)
 
     def _check_issue16(self, defaults: Dict):
         if self.model is None:
             self.model = defaults.get('model', 'gat')
         self.model = self.model.lower()
-        _require(self.model in MODELS, 'model', f'one of {MODELS}',
-                 self.model)
         if self.model in PLATONOV_MODELS:
             for name, value in PLATONOV_DEFAULTS.items():
                 if getattr(self, name) is None:
                     setattr(self, name, value)
             _require(self.hidden % self.heads == 0, 'hidden',
                      f'a multiple of heads ({self.heads})', self.hidden)
-            _require(self.dropout is None or 0 <= self.dropout < 1,
-                     'dropout', 'in [0, 1)', self.dropout)
-        for name in ('hidden', 'heads', 'layers'):
-            value = getattr(self, name)
-            _require(value is None or value >= 1, name, '>= 1', value)
-        _require(self.k >= 3, 'k', '>= 3', self.k)
-        _require(self.edge_noise >= 0, 'edge_noise', '>= 0', self.edge_noise)
-        _require(self.align_over in ALIGN_OVER, 'align_over',
-                 f'one of {ALIGN_OVER}', self.align_over)
-        _require(self.selection in SELECTIONS, 'selection',
-                 f'one of {SELECTIONS}', self.selection)
         if self.dataset in HETEROPHILOUS:
             _require(self.runs <= NUM_SPLITS, 'runs',
                      f'at most {NUM_SPLITS} on {self.dataset} (run i uses '
                      f'fixed split i of {NUM_SPLITS})', self.runs)
 
     def _check_recipe(self, defaults: Dict):
-        _require(self.optimizer in OPTIMIZERS, 'optimizer',
-                 f'one of {OPTIMIZERS}', self.optimizer)
-        _require(self.loss in LOSSES, 'loss', f'one of {LOSSES}', self.loss)
-        _require(self.lr_warmup >= 0, 'lr_warmup', '>= 0', self.lr_warmup)
         if self.labels is None:
             self.labels = (defaults['labels'] if self.batch_size is None else
                            'none')
-        _require(self.labels in LABELS, 'labels', f'one of {LABELS}',
-                 self.labels)
         arxiv = self.dataset == 'ogbn-arxiv'
         _require(arxiv or self.labels == 'none', 'labels',
                  f"'none' on {self.dataset} (labels as input belong to the "
@@ -445,8 +447,6 @@ class Config:
                 self.edge_drop = 0.3 if self.labels == 'reuse' else 0.1
             if self.norm_adj is None:
                 self.norm_adj = defaults['norm_adj']
-            _require(0 <= self.edge_drop < 1, 'edge_drop', 'in [0, 1)',
-                     self.edge_drop)
 
     def alignment(self, method: str) -> Dict:
         r"""The alignment settings (:data:`ALIGNMENT_SETTINGS`) of

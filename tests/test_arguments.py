@@ -5,6 +5,7 @@ values derived from it are refused in one line naming it; NumPy and tensor
 scalars give what the plain value gives), and :func:`align_gnn.convert`
 on models it cannot convert or has converted already."""
 import copy
+import dataclasses
 import inspect
 import math
 
@@ -30,6 +31,7 @@ from align_gnn.arguments import (
     checked,
     shown,
 )
+from align_gnn.config import EVERYWHERE, FIELDS, Config
 from align_gnn.conv import aligned_attention
 from align_gnn.divergences import resolve_divergence
 from align_gnn.schedule import alignment_weight, learning_rate
@@ -392,3 +394,34 @@ def test_convert_refuses_before_replacing_anything():
                        r"aligned already with divergence=None, but "):
         convert(NormalizedGATConv(8, 4))
     convert(original, divergence='ct')  # the plain copy converts
+
+
+# Config: every field checked by kind and range, by its name (FIELDS).
+CONFIG_FIELDS = [field.name for field in dataclasses.fields(Config)]
+
+
+def test_every_config_field_has_a_spec():
+    assert set(FIELDS) == set(CONFIG_FIELDS)
+
+
+@pytest.mark.parametrize('name', CONFIG_FIELDS)
+def test_config_refuses_bad_values_in_one_line(name):
+    values = bad_values(FIELDS[name])
+    assert values, name
+    for value in values:
+        with pytest.raises(ValueError) as info:
+            Config(**{name: value})
+        message = str(info.value)
+        assert message.startswith(f"'{name}' must be "), (value, message)
+        assert '\n' not in message
+
+
+@pytest.mark.parametrize('name', [name for name in EVERYWHERE if isinstance(
+    plain(FIELDS[name]), (int, float)) and not isinstance(
+        plain(FIELDS[name]), bool)])
+def test_config_takes_other_kinds_of_numbers(name):
+    value = plain(FIELDS[name])
+    value = 3 if name == 'runs' else value
+    expected = dataclasses.asdict(Config(**{name: value}))
+    for other in other_kinds(value, FIELDS[name]):
+        assert dataclasses.asdict(Config(**{name: other})) == expected

@@ -369,7 +369,7 @@ def test_adversary_width_and_learning_rate():
     plain = training.make_model('none', graph, config)
     assert len(training.make_optimizer(plain, config,
                                        'none').param_groups) == 1
-    with pytest.raises(ValueError, match="'adversary_lr_scale' must be > 0"):
+    with pytest.raises(ValueError, match="'adversary_lr_scale' must be a positive"):
         Config(adversary_lr_scale=0)
 
 
