@@ -65,11 +65,8 @@ def diagnose_error(argv, capsys) -> tuple:
     with pytest.raises(SystemExit) as info:
         diagnose.main(argv)
     err = capsys.readouterr().err
-    code = info.value.code
-    if isinstance(code, str):  # sys.exit('error: ...'): code 1
-        err, code = code + '\n', 1
-    assert err.count('\n') == 1, err
-    return code, err
+    assert err.count('\n') == 1 and err.startswith('error: '), err
+    return info.value.code, err
 
 
 def test_diagnose_checks_the_study_folder(tmp_path, data_root, hetero_root,
@@ -95,7 +92,7 @@ def test_diagnose_checks_the_study_folder(tmp_path, data_root, hetero_root,
     assert code == 2 and "'align_weight' must be >= 0" in err
     (folder / 'chosen.json').write_text('[]')
     code, err = diagnose_error(argv, capsys)
-    assert code == 1 and 'is not a chosen.json of study.py' in err
+    assert code == 2 and 'is not a chosen.json of study.py' in err
     (folder / 'chosen.json').unlink()
     code, err = diagnose_error(
         ['--root', str(hetero_root), '--dataset', 'chameleon-filtered',
@@ -165,9 +162,9 @@ def test_rerun_with_another_recorded_value_is_refused(option, folder,
     action = recorded()[option]
     was = study.as_options(action, held[action.dest])
     assert err.startswith(f'error: argument {option}: ')
-    assert f'made with {was} (its study.json)' in err
+    assert f"made with {was} (recorded in '{folder / 'study.json'}')" in err
     assert OTHER[option] in err.split(' not ')[1]
-    assert f'resume it with {was}, or give another --folder' in err
+    assert f'resume them with {was}, or give another --folder' in err
     assert bad_options.tree(folder) == before  # study.json, runs.jsonl ...
 
 
@@ -252,7 +249,9 @@ def test_committed_studies_resume_under_their_commands(tmp_path, capsys):
             copy.mkdir(parents=True)
             shutil.copy(path, copy / 'study.json')
             args = study.parse_args([*command, '--folder', str(copy)])
-            manifest = study.check_manifest(args, write=False)
+            manifest = study.check_manifest(
+                study.make_parser(), args, str(copy / 'study.json'),
+                str(copy / 'runs.jsonl'), study.NOT_RECORDED, write=False)
             if manifest is not None:  # completed with the command's values
                 assert {k: manifest[k] for k in held} == held
                 assert (manifest['epochs'], manifest['patience']) == (
