@@ -113,15 +113,15 @@ NOT_RECORDED = {
 # (acts(args), where), refused where they would act on nothing.
 EVERY_MODE = ('help', 'dataset', 'root', 'folder', 'method', 'epochs',
               'patience', 'device', 'attention_only')
-ONCE = ('not with --attention-only (it trains each model once, on '
-        'seed/split 0, in this process; {} belong to parts 1 and 3)')
+ONCE = ('not with --attention-only (it sets {}; --attention-only trains '
+        'each model once, on seed/split 0, in this process)')
 MODES: Modes = {
     'seeds': (lambda args: not args.attention_only,
               ONCE.format("part 3's paired seeds")),
     'workers': (lambda args: not args.attention_only,
                 ONCE.format("part 3's processes")),
     'trace_epochs': (lambda args: not args.attention_only,
-                     ONCE.format("part 1's traced epochs")),
+                     ONCE.format('the epochs part 1 traces')),
     'set': (lambda args: args.attention_only,
             'only with --attention-only (parts 1 and 3 are written for the '
             'two-layer GAT)'),
