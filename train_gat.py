@@ -19,12 +19,18 @@ import os.path as osp
 import shlex
 import signal
 import sys
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional
 
 import torch
 
 from align_gnn import distributed, interrupts, plots
 from align_gnn.checkpoint import Checkpoint
+from align_gnn.cli import (
+    Modes,
+    check_modes,
+    dataset_option,
+    given_options,
+)
 from align_gnn.config import (
     DEFAULT_ALIGNMENT,
     DEVICES,
@@ -33,7 +39,7 @@ from align_gnn.config import (
     check_scopes,
     resolve_device,
 )
-from align_gnn.data import DATASETS, FEATURES, dataset_name, is_graph_file
+from align_gnn.data import FEATURES, dataset_name, is_graph_file
 from align_gnn.config import MODELS, OPTIMIZERS
 from align_gnn.conv import ALIGN_OVER
 from align_gnn.models import CONVS, METHODS
@@ -110,23 +116,6 @@ def _methods(text: str) -> List[str]:
     return methods
 
 
-def _dataset(text: str) -> str:
-    if text.lower() in DATASETS:
-        return text.lower()
-    if is_graph_file(text):
-        if os.path.isdir(text):
-            raise argparse.ArgumentTypeError(
-                f'{text!r} is a directory, not a graph file')
-        if not os.path.isfile(text):
-            raise argparse.ArgumentTypeError(f'no such graph file {text!r}')
-        return text
-    choices = ', '.join(map(repr, DATASETS))
-    raise argparse.ArgumentTypeError(
-        f'invalid choice: {text!r} (choose from {choices}, or give the path '
-        f'of a GraphML (.graphml), GML (.gml) or edge list (.edgelist, '
-        f'.txt, .csv) file)')
-
-
 def _numbers(cast: Callable, requirement: str,
              check: Callable[[List], bool]) -> Callable[[str], List]:
     def parse(text: str) -> List:
@@ -183,7 +172,7 @@ def recommended(name: str) -> str:
 
 def _data_arguments(group: argparse._ArgumentGroup):
     group.add_argument(
-        '--dataset', type=_dataset, default='cora',
+        '--dataset', type=dataset_option, default='cora',
         help='cora, citeseer, pubmed (Planetoid public split, the 2-layer '
         'GAT of PyG examples/gat.py), ogbn-arxiv (OGB time split, OGB '
         'Evaluator, the GAT recipe of DGL\'s leaderboard entries), or the '
@@ -514,7 +503,7 @@ ONCE = 'not with --check-attention (it trains the plain model once)'
 # The flags of the command line alone that act only in some modes (issue
 # 30; the options of `Config`: `align_gnn.config.SCOPES`): a flag given
 # where it would act on nothing is refused. dest -> (acts(args), where).
-MODES: Dict[str, Tuple[Callable[[argparse.Namespace], bool], str]] = {
+MODES: Modes = {
     'align': (lambda args: not (args.compare or args.check_attention),
               'not with --compare or --check-attention (list the methods in '
               '--compare; --check-attention trains the plain model)'),
@@ -533,26 +522,11 @@ MODES: Dict[str, Tuple[Callable[[argparse.Namespace], bool], str]] = {
 }
 
 
-def given_options(argv: Optional[List[str]] = None) -> List[str]:
-    r"""The destinations of the flags given in :obj:`argv` (default or
-    not), in the parser's order."""
-    parser = build_parser()
-    for action in parser._actions:
-        action.default = argparse.SUPPRESS
-    given = vars(parser.parse_args(argv))
-    return [action.dest for action in parser._actions
-            if action.dest in given]
-
-
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.given = given_options(argv)
-    for dest in args.given:
-        acts, where = MODES.get(dest, (None, None))
-        if acts is not None and not acts(args):
-            flag = '--' + dest.replace('_', '-')
-            parser.error(f'argument {flag}: {where}; leave it out')
+    args.given = given_options(parser, argv)
+    check_modes(parser, args, MODES, args.given)
     if args.check_attention and distributed.launched():
         parser.error('argument --check-attention: not with torchrun (it '
                      'trains the plain model once, in one process)')

@@ -21,13 +21,23 @@ model), for the divergence and setting the study chose on validation
 
 Writes <folder>/diagnose.md and diagnose.json (atomically); the variant runs
 are kept in <folder>/diagnose.jsonl as the study keeps its runs (a rerun
-skips what is done). Every option, the aligned model (the study's
-chosen.json, or --method and --setting: settings its divergence has), the
-configuration and the model of every run, the data set (parts 1 and 3 are
-written for the two-layer GAT on one split: Planetoid, graph files,
-dictionary-lookup) and the folder (its outputs can be written,
-diagnose.jsonl is readable) are checked before anything is written, as
-study.py checks its own: one-line errors, code 2 (a damaged file: 1).
+skips what is done). Beside it, <folder>/diagnose.options.json records the
+options that change those runs outside their key (method, variant,
+setting, seed): --dataset (a named set in lower case), --epochs,
+--patience (all but NOT_RECORDED's, which says why); a rerun with another
+value of one is refused in one line, as study.py refuses one against its
+study.json (a diagnose.jsonl made before the file existed: completed with
+the values given, a note says so). Every option acts or is refused
+(MODES): --seeds, --workers and --trace-epochs belong to parts 1 and 3,
+--set to --attention-only (which keeps no runs: attention.md and
+attention.json are made anew), --setting needs --method. Every option, the
+aligned model (the study's chosen.json, or --method and --setting:
+settings its divergence has), the configuration and the model of every
+run, the data set (parts 1 and 3 are written for the two-layer GAT on one
+split: Planetoid, graph files, dictionary-lookup) and the folder (its
+outputs can be written, diagnose.jsonl is readable, its
+diagnose.options.json) are checked before anything is written, as study.py
+checks its own: one-line errors, code 2.
 
     python benchmarks/diagnose.py --dataset cora --folder study/cora
     python benchmarks/diagnose.py --dataset minesweeper --attention-only \
@@ -49,6 +59,12 @@ from torch_geometric import seed_everything
 import study  # benchmarks/study.py: also puts the repository on sys.path
 
 from align_gnn import AlignedGATConv, alignment_loss, training  # noqa: E402
+from align_gnn.cli import (  # noqa: E402
+    Modes,
+    check_modes,
+    dataset_option,
+    given_options,
+)
 from align_gnn.config import Config, default_hyperparameters  # noqa: E402
 from align_gnn.conv import sample_rows  # noqa: E402
 from align_gnn.data import select_split  # noqa: E402
@@ -69,6 +85,49 @@ VARIANTS = {
     'edges': 'keys and queries sampled by edges',
 }
 TRACE_EPOCHS = (1, 10, 50, 100, 200)
+MANIFEST = 'diagnose.options.json'  # beside JOURNAL: study.check_manifest
+JOURNAL = 'diagnose.jsonl'  # part 3's runs
+#: The options of :func:`make_parser` that diagnose.options.json does not
+#: record, and why (see :data:`study.NOT_RECORDED`): every other option
+#: changes what a run of diagnose.jsonl computes without being part of its
+#: key (stage, method:variant, setting, seed), so a rerun with another
+#: value is refused; a new option is recorded unless it is added here.
+NOT_RECORDED = {
+    'root': 'where the data set is read from, not which (--dataset)',
+    'folder': 'the folder itself',
+    'workers': 'a run gives the same bits on any number of processes and '
+               'threads',
+    'device': 'the runs of a folder may come from either device',
+    'trace_epochs': "part 1's traces, made anew at every run (not kept in "
+                    "diagnose.jsonl)",
+    'attention_only': 'its mode keeps no runs (attention.md and '
+                      'attention.json are made anew at every run)',
+    'set': 'only with --attention-only, which keeps no runs',
+    # In each run's key: other values make the runs they lack.
+    'method': "in each run's key (its method)",
+    'setting': "in each run's key (its setting)",
+    'seeds': "in each run's key (its seed)",
+}
+# Every option acts or is refused (issue 30; as train_gat.py's MODES): the
+# options that act in both modes, and those that act only in some, dest ->
+# (acts(args), where), refused where they would act on nothing.
+EVERY_MODE = ('help', 'dataset', 'root', 'folder', 'method', 'epochs',
+              'patience', 'device', 'attention_only')
+ONCE = ('not with --attention-only (it sets {}; --attention-only trains '
+        'each model once, on seed/split 0, in this process)')
+MODES: Modes = {
+    'seeds': (lambda args: not args.attention_only,
+              ONCE.format("part 3's paired seeds")),
+    'workers': (lambda args: not args.attention_only,
+                ONCE.format("part 3's processes")),
+    'trace_epochs': (lambda args: not args.attention_only,
+                     ONCE.format('the epochs part 1 traces')),
+    'set': (lambda args: args.attention_only,
+            'only with --attention-only (parts 1 and 3 are written for the '
+            'two-layer GAT)'),
+    'setting': (lambda args: args.method is not None,
+                'only with --method (the divergence whose setting it is)'),
+}
 
 
 class LogitAlignedGATConv(AlignedGATConv):
@@ -219,9 +278,9 @@ def chosen(folder: str, method: Optional[str]) -> Tuple[str, Dict]:
     if not isinstance(best, dict) or not best or not all(
             isinstance(choice, dict) and {'setting', 'val_acc'} <= set(choice)
             for choice in best.values()):
-        sys.exit(f"error: '{path}' is not a chosen.json of study.py (no "
-                 f"'best' setting per divergence): restore it, or run "
-                 f"benchmarks/study.py again")
+        study.fail(f"'{path}' is not a chosen.json of study.py (no 'best' "
+                   f"setting per divergence): restore it, or run "
+                   f"benchmarks/study.py again")
     if method is not None and method not in best:
         raise ValueError(f"argument --method: the study in '{folder}' chose "
                          f"settings of {', '.join(best)} (chosen.json), not "
@@ -338,10 +397,13 @@ def epochs_option(text: str) -> Tuple[int, ...]:
 def make_parser() -> argparse.ArgumentParser:
     r"""The parser of diagnose.py's options (one-line errors, code 2)."""
     parser = study.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--dataset', default='cora')
+    parser.add_argument('--dataset', type=dataset_option, default='cora',
+                        help='a named data set (any case) or the path of '
+                        'a graph file')
     parser.add_argument('--root', help='data root')
     parser.add_argument('--folder', default='study',
-                        help='the study folder (chosen.json)')
+                        help='the study folder (chosen.json; diagnose.jsonl '
+                        'and diagnose.options.json)')
     parser.add_argument('--method', choices=list(study.USES),
                         help='divergence (default: the winner)')
     parser.add_argument('--setting', type=setting_option,
@@ -390,17 +452,11 @@ def validate(args, parser: argparse.ArgumentParser):
     divergence has), the configuration and the model of every run it would
     make, the data set (it is loaded; parts 1 and 3 need the two-layer GAT
     on one split), that its outputs can be written in --folder and that its
-    runs file is readable. Exits with a one-line error (code 2; a damaged
-    file: code 1); sets :obj:`args.aligned` (see :func:`aligned`)."""
-    try:
-        Config(args.dataset)
-    except ValueError as err:
-        parser.error(f'argument --dataset: {err}')
-    if args.setting is not None and args.method is None:
-        parser.error('argument --setting: needs --method')
-    if args.set and not args.attention_only:  # parts 1, 3: Planetoid GAT
-        parser.error('argument --set: needs --attention-only (parts 1 and '
-                     '3 are written for the two-layer GAT)')
+    runs file is readable, and last (parts 1 to 3) the recorded options
+    against the folder's diagnose.options.json (:func:`study.check_manifest`;
+    the manifest to write is kept in :obj:`args.manifest`). Exits with a
+    one-line error, code 2; sets :obj:`args.aligned` (see
+    :func:`aligned`). Which options act in which mode: :func:`parse_args`."""
     try:
         args.aligned = aligned(args)
     except ValueError as err:
@@ -435,7 +491,7 @@ def validate(args, parser: argparse.ArgumentParser):
     try:
         data = select_split(study.graph(args.dataset, args.root, args.set), 0)
     except ValueError as err:  # `DataError` included
-        sys.exit(f'error: {err}')
+        study.fail(str(err))
     if not args.attention_only and default_hyperparameters(
             args.dataset).get('model') != 'gat':
         parser.error(f'argument --dataset: parts 1 and 3 are written for '
@@ -459,7 +515,7 @@ def validate(args, parser: argparse.ArgumentParser):
                 parser.error(f'the runs of {method} '
                              f'{json.dumps({**args.set, **setting})}: {err}')
     outputs = (('attention.md', 'attention.json') if args.attention_only
-               else ('diagnose.jsonl', 'diagnose.md', 'diagnose.json'))
+               else (JOURNAL, MANIFEST, 'diagnose.md', 'diagnose.json'))
     for name in outputs:
         try:
             check_writable(osp.join(args.folder, name))
@@ -467,26 +523,43 @@ def validate(args, parser: argparse.ArgumentParser):
             parser.error(f"argument --folder: cannot write "
                          f"'{osp.join(args.folder, name)}' ({err}); choose "
                          f"a writable folder")
+    args.manifest = None
     if not args.attention_only:
         try:  # a damaged line: one line naming it, no traceback
-            study.Store(osp.join(args.folder, 'diagnose.jsonl'),
-                        repair=False)
+            study.Store(osp.join(args.folder, JOURNAL), repair=False)
         except ValueError as err:
-            sys.exit(f'error: {err}')
+            study.fail(str(err))
+        args.manifest = study.check_manifest(
+            parser, args, osp.join(args.folder, MANIFEST),
+            osp.join(args.folder, JOURNAL), NOT_RECORDED, write=False)
+
+
+def parse_args(argv=None, parser: Optional[argparse.ArgumentParser] = None
+               ) -> argparse.Namespace:
+    r"""diagnose.py's options, each checked where it acts (:data:`MODES`:
+    --seeds, --workers and --trace-epochs not with --attention-only, --set
+    only with it, --setting only with --method); --set as a
+    dictionary."""
+    parser = parser or make_parser()
+    args = parser.parse_args(argv)
+    check_modes(parser, args, MODES, given_options(parser, argv))
+    args.set = dict(args.set)
+    return args
 
 
 def main(argv=None):
     parser = make_parser()
-    args = parser.parse_args(argv)
-    args.set = dict(args.set)
+    args = parse_args(argv, parser)
     validate(args, parser)
     if args.attention_only:
         return attention_only(args, argv)
     method, setting = args.aligned
     try:  # cuts a last line cut short by a kill
-        store = study.Store(osp.join(args.folder, 'diagnose.jsonl'))
+        store = study.Store(osp.join(args.folder, JOURNAL))
     except ValueError as err:
-        sys.exit(f'error: {err}')
+        study.fail(str(err))
+    if args.manifest is not None:  # checked by validate()
+        study.write_manifest(osp.join(args.folder, MANIFEST), args.manifest)
     data = study.graph(args.dataset, args.root)
 
     traces, uniformity, uniform_acc = {}, {}, {}

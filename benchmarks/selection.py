@@ -10,10 +10,16 @@ paired seeds (0, 1, ...: the GAT paper reports 100); the table gives test
 and validation accuracy, ECE, NLL and epochs, and the paired difference
 with t-test and Wilcoxon p-values. Every finished run is appended to
 <folder>/runs.jsonl (see benchmarks/study.py): a rerun skips what is done.
-Every option, the configuration of every run, the data set and the folder
-(runs.jsonl and table.md can be written, runs.jsonl is readable) are
-checked before anything is written: one-line errors, code 2 (a damaged
-file or missing data: 1).
+Beside it, <folder>/selection.json records the options that change a run
+outside its key (rule, seed): --dataset (a named set in lower case),
+--epochs, --patience (all but NOT_RECORDED's, which says why); a rerun
+with another value of one is refused in one line, as study.py refuses one
+against its study.json (a runs.jsonl made before the file existed:
+completed with the values given, a note says so). Every option acts in
+selection.py's one mode (MODES is empty). Every option, the configuration
+of every run, the data set and the folder (its files can be written,
+runs.jsonl is readable, its selection.json) are checked before anything is
+written: one-line errors, code 2.
 
     python benchmarks/selection.py --dataset cora --folder study/cora/selection
     python benchmarks/selection.py --dataset citeseer \
@@ -25,12 +31,18 @@ import os.path as osp
 import shlex
 import sys
 import time
+from typing import Optional
 
 import numpy as np
 
 import study  # benchmarks/study.py: also puts the repository on sys.path
 
-from align_gnn.config import Config  # noqa: E402
+from align_gnn.cli import (  # noqa: E402
+    Modes,
+    check_modes,
+    dataset_option,
+    given_options,
+)
 from align_gnn.results import (  # noqa: E402
     RunResult,
     atomic_write,
@@ -41,15 +53,38 @@ from align_gnn.results import (  # noqa: E402
 
 
 RULES = ('acc', 'gat-paper')  # ours first: the reference of the tests
+MANIFEST = 'selection.json'  # beside JOURNAL: study.check_manifest
+JOURNAL = 'runs.jsonl'
+#: The options of :func:`make_parser` that selection.json does not record,
+#: and why (see :data:`study.NOT_RECORDED`): every other option changes
+#: what a run computes without being part of its key (stage, the plain
+#: model, the rule, seed), so a rerun with another value is refused; a new
+#: option is recorded unless it is added here.
+NOT_RECORDED = {
+    'root': 'where the data set is read from, not which (--dataset)',
+    'folder': 'the folder itself',
+    'workers': 'a run gives the same bits on any number of processes and '
+               'threads',
+    'seeds': "in each run's key (its seed): other values make the runs they "
+             "lack",
+}
+# Every option acts or is refused (issue 30; as train_gat.py's MODES):
+# selection.py has one mode, in which every option acts.
+EVERY_MODE = ('help', 'dataset', 'root', 'folder', 'seeds', 'epochs',
+              'patience', 'workers')
+MODES: Modes = {}
 
 
 def make_parser() -> argparse.ArgumentParser:
     r"""The parser of selection.py's options (one-line errors, code 2)."""
     parser = study.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--dataset', default='cora')
+    parser.add_argument('--dataset', type=dataset_option, default='cora',
+                        help='a named data set (any case) or the path of '
+                        'a graph file')
     parser.add_argument('--root', help='data root')
     parser.add_argument('--folder', default='study/selection',
-                        help='where runs.jsonl and table.md go')
+                        help='where runs.jsonl, selection.json and table.md '
+                        'go')
     parser.add_argument('--seeds', type=study.positive_int, default=100)
     parser.add_argument('--epochs', type=study.positive_int, default=1000)
     parser.add_argument('--patience', type=study.positive_int, default=100)
@@ -57,16 +92,21 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def selection_tasks(args) -> list:
+    r"""The runs: plain GAT with each rule of :data:`RULES` on --seeds
+    paired seeds."""
+    return [('selection', 'none', {'selection': rule}, seed)
+            for seed in range(args.seeds) for rule in RULES]
+
+
 def validate(args, parser: argparse.ArgumentParser, tasks):
     r"""Checks everything selection.py is given before anything is
     written, as :func:`study.validate` does: the configuration of every
-    run, the data set (it is loaded), that runs.jsonl and table.md can be
-    written in --folder and that runs.jsonl is readable; exits with a
-    one-line error (code 2; a damaged file or missing data: code 1)."""
-    try:
-        Config(args.dataset)
-    except ValueError as err:
-        parser.error(f'argument --dataset: {err}')
+    run, the data set (it is loaded), that its files can be written in
+    --folder, that runs.jsonl is readable, and last the recorded options
+    against the folder's selection.json (:func:`study.check_manifest`; the
+    manifest to write is kept in :obj:`args.manifest`); exits with a
+    one-line error, code 2."""
     for _, method, setting, seed in tasks:
         try:
             study.config(method, setting, seed, args.dataset, args.epochs,
@@ -76,8 +116,8 @@ def validate(args, parser: argparse.ArgumentParser, tasks):
     try:
         study.graph(args.dataset, args.root)
     except ValueError as err:  # `DataError` included
-        sys.exit(f'error: {err}')
-    for name in ('runs.jsonl', 'table.md'):
+        study.fail(str(err))
+    for name in (JOURNAL, MANIFEST, 'table.md'):
         try:
             check_writable(osp.join(args.folder, name))
         except OSError as err:
@@ -85,21 +125,35 @@ def validate(args, parser: argparse.ArgumentParser, tasks):
                          f"'{osp.join(args.folder, name)}' ({err}); choose "
                          f"a writable folder")
     try:  # a damaged line: one line naming it, no traceback
-        study.Store(osp.join(args.folder, 'runs.jsonl'), repair=False)
+        study.Store(osp.join(args.folder, JOURNAL), repair=False)
     except ValueError as err:
-        sys.exit(f'error: {err}')
+        study.fail(str(err))
+    args.manifest = study.check_manifest(
+        parser, args, osp.join(args.folder, MANIFEST),
+        osp.join(args.folder, JOURNAL), NOT_RECORDED, write=False)
+
+
+def parse_args(argv=None, parser: Optional[argparse.ArgumentParser] = None
+               ) -> argparse.Namespace:
+    r"""selection.py's options, each checked where it acts
+    (:data:`MODES`)."""
+    parser = parser or make_parser()
+    args = parser.parse_args(argv)
+    check_modes(parser, args, MODES, given_options(parser, argv))
+    return args
 
 
 def main(argv=None):
     parser = make_parser()
-    args = parser.parse_args(argv)
-    tasks = [('selection', 'none', {'selection': rule}, seed)
-             for seed in range(args.seeds) for rule in RULES]
+    args = parse_args(argv, parser)
+    tasks = selection_tasks(args)
     validate(args, parser, tasks)
     try:  # cuts a last line cut short by a kill
-        store = study.Store(osp.join(args.folder, 'runs.jsonl'))
+        store = study.Store(osp.join(args.folder, JOURNAL))
     except ValueError as err:
-        sys.exit(f'error: {err}')
+        study.fail(str(err))
+    if args.manifest is not None:  # checked by validate()
+        study.write_manifest(osp.join(args.folder, MANIFEST), args.manifest)
     ran = study.run_tasks(tasks, store, args)
     runs = [  # labelled by the rule; the first is the reference
         RunResult(**{**store.result(task), 'method': task[2]['selection']})

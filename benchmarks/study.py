@@ -23,25 +23,30 @@ splits 0 .. --search-seeds - 1 and the final runs splits 0 ..
 
 The folder's study.json records every option that changes what a run
 computes and is not in the run's key (stage, method, setting, seed):
---dataset, --set, --epochs, --patience (all options but NOT_RECORDED's,
-which says why each of those may differ). A rerun with another value of
-one is refused in one line. The others may differ: --methods, --peers,
---search-samples, --space and the seed counts narrow or extend the study
-(a rerun makes the runs it lacks and reuses only runs made alike);
---workers, --stage and --root do not change a run, and the runs of a
-folder may come from either --device. A study.json of an older study.py,
-without some of the recorded options, is completed with the values given
-at its next run (a note says so).
+--dataset (a named set in lower case: Cora is cora), --set, --epochs,
+--patience (all options but NOT_RECORDED's, which says why each of those
+may differ). A rerun with another value of one is refused in one line.
+The others may differ: --methods, --peers, --search-samples, --space and
+the seed counts narrow or extend the study (a rerun makes the runs it
+lacks and reuses only runs made alike); --workers, --stage and --root do
+not change a run, and the runs of a folder may come from either --device.
+A study.json of an older study.py, without some of the recorded options
+(or none beside a runs.jsonl that holds runs), is completed with the
+values given at its next run (a note says so). The same rule
+(check_manifest) keeps diagnose.py's and selection.py's runs.
 
-Every option, the configuration of every run the study may make, the
-folder (its files can be written, its study.json) and the data set are
-checked before anything is written (one-line errors). Every finished run is
-appended at once to <folder>/runs.jsonl (flushed and synced); a rerun of
-the same command skips what is done, so the study may be stopped at any
-point (a damaged line inside runs.jsonl is an error naming it; only a last
-line cut short by a kill is dropped). --workers N runs N processes (the
-cores divided among them, see align_gnn.threads); --measure-workers times
-one against two on the same runs. --device cuda trains on the GPU (the
+Every option acts or is refused (MODES: --measure-runs only with
+--measure-workers, which takes none of the study's own options), and every
+option, the configuration of every run the study may make, the folder (its
+files can be written, runs.jsonl is readable, its study.json) and the data
+set are checked before anything is written: one-line errors, code 2 (a
+failed write later: 1). Every finished run is appended at
+once to <folder>/runs.jsonl (flushed and synced); a rerun of the same
+command skips what is done, so the study may be stopped at any point (a
+damaged line inside runs.jsonl is an error naming it; only a last line cut
+short by a kill is dropped). --workers N runs N processes (the cores
+divided among them, see align_gnn.threads); --measure-workers times one
+against two on the same runs. --device cuda trains on the GPU (the
 processes share it; they are spawned, not forked).
 
     python benchmarks/study.py --dataset cora --folder study/cora
@@ -76,6 +81,12 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from align_gnn import experiment, training  # noqa: E402
+from align_gnn.cli import (  # noqa: E402
+    Modes,
+    check_modes,
+    dataset_option,
+    given_options,
+)
 from align_gnn.config import (  # noqa: E402
     SCOPES,
     Config,
@@ -143,6 +154,23 @@ NOT_RECORDED = {
     'search_seeds': "in each run's key (its seed)",
     'final_seeds': "in each run's key (its seed)",
     'peer_seeds': "in each run's key (its seed)",
+}
+MANIFEST = 'study.json'  # beside JOURNAL, see check_manifest
+JOURNAL = 'runs.jsonl'
+# Every option acts or is refused (issue 30; as train_gat.py's MODES): the
+# options that act in every mode, and those that act only in some, dest ->
+# (acts(args), where), refused where they would act on nothing.
+EVERY_MODE = ('help', 'dataset', 'root', 'set', 'epochs', 'patience',
+              'device', 'measure_workers')
+MEASURING = ('not with --measure-workers (it times ct runs on one and on '
+             'two processes, in a temporary folder)')
+MODES: Modes = {
+    **{dest: (lambda args: not args.measure_workers, MEASURING)
+       for dest in ('folder', 'methods', 'search_samples', 'search_seeds',
+                    'space', 'peers', 'final_seeds', 'peer_seeds', 'stage',
+                    'workers')},
+    'measure_runs': (lambda args: args.measure_workers,
+                     'only with --measure-workers'),
 }
 
 Task = Tuple[str, str, Dict, int]  # stage, method, setting, seed
@@ -468,10 +496,13 @@ class ArgumentParser(argparse.ArgumentParser):
 def make_parser() -> argparse.ArgumentParser:
     r"""The parser of study.py's options."""
     parser = ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--dataset', default='cora')
+    parser.add_argument('--dataset', type=dataset_option, default='cora',
+                        help='a named data set (any case) or the path of '
+                        'a graph file')
     parser.add_argument('--root', help='data root')
     parser.add_argument('--folder', default='study',
-                        help='where runs.jsonl, table.md, chosen.json go')
+                        help='where study.json, runs.jsonl, table.md, '
+                        'chosen.json go')
     parser.add_argument('--methods', default='ct,adversarial,sinkhorn,mmd',
                         type=methods_option(USES))
     parser.add_argument('--search-samples', type=positive_int, default=16,
@@ -509,7 +540,11 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    args = make_parser().parse_args(argv)
+    r"""study.py's options, each checked where it acts (:data:`MODES`);
+    --space and --set as dictionaries."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    check_modes(parser, args, MODES, given_options(parser, argv))
     space = {}
     for method, name, values in args.space:
         space.setdefault(method, {})[name] = values
@@ -518,29 +553,40 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def fail(message: str):
+    r"""Ends the script with a one-line error, code 2: a mistake found
+    before anything is written (as the parser's own errors, and
+    train_gat.py's)."""
+    print(f'error: {message}', file=sys.stderr)
+    sys.exit(2)
+
+
 def load_json(path: str) -> Optional[Dict]:
     r"""The JSON in :obj:`path` (a study folder's file), :obj:`None` if there
-    is no such file; exits with a one-line error if it is not valid JSON."""
+    is no such file; a file that is not valid JSON is a one-line error
+    (:func:`fail`)."""
     if not osp.isfile(path):
         return None
     try:
         with open(path) as f:
             return json.load(f)
     except ValueError as e:
-        sys.exit(f"error: '{path}' is not valid JSON ({e}): restore it or "
-                 f"delete it (the folder's runs.jsonl keeps the runs)")
+        fail(f"'{path}' is not valid JSON ({e}): restore it or delete it "
+             f"(the folder's runs files keep the runs)")
 
 
-def recorded_options(parser: argparse.ArgumentParser
+def recorded_options(parser: argparse.ArgumentParser,
+                     not_recorded: Dict[str, str] = NOT_RECORDED
                      ) -> List[argparse.Action]:
-    r"""The options of :obj:`parser` that a folder's study.json records:
-    all but --help and :data:`NOT_RECORDED`."""
+    r"""The options of :obj:`parser` that its script's manifest records: all
+    but --help and :obj:`not_recorded` (the script's own
+    :data:`NOT_RECORDED`)."""
     return [action for action in parser._actions
-            if action.dest not in ('help', *NOT_RECORDED)]
+            if action.dest not in ('help', *not_recorded)]
 
 
 def as_options(action: argparse.Action, value) -> str:
-    r""":obj:`value` of :obj:`action` (as study.json holds it) as
+    r""":obj:`value` of :obj:`action` (as a manifest holds it) as
     command-line words."""
     def word(text) -> str:
         return shlex.quote(text if isinstance(text, str) else
@@ -556,63 +602,76 @@ def as_options(action: argparse.Action, value) -> str:
     return f'{option} {word(value)}'
 
 
-def check_manifest(args, write: bool = True) -> Optional[Dict]:
-    r"""Compares the options the study records (:func:`recorded_options`)
-    with :obj:`<folder>/study.json` and exits with a one-line error, code
-    2, naming the first that differs; writes the file (with :obj:`write`)
-    on the first run, or where it lacks options (a study.json of an older
-    study.py: its runs are taken to have been made with the values given
-    now, which it then records; a note says so). Returns the manifest to
-    write (:obj:`None`: the file is up to date)."""
-    parser = make_parser()
-    recorded = recorded_options(parser)
-    path = osp.join(args.folder, 'study.json')
+def check_manifest(parser: argparse.ArgumentParser, args, path: str,
+                   journal: str, not_recorded: Dict[str, str],
+                   write: bool = True) -> Optional[Dict]:
+    r"""The runs of a journal (study.py's runs.jsonl, diagnose.py's
+    diagnose.jsonl, selection.py's runs.jsonl) are reused only with the
+    options they were made with: the manifest :obj:`path` beside
+    :obj:`journal` holds the value of every option of :obj:`parser` but
+    :obj:`not_recorded` (:func:`recorded_options`). Compares them with
+    :obj:`args` and refuses the first that differs (:obj:`parser.error`:
+    one line, code 2, naming the option, both values and what to do). A
+    manifest that lacks options (of an older script), or none beside a
+    journal that holds runs, is completed with the values of :obj:`args`
+    (a note on stderr says so): the runs are taken to have been made with
+    them. Writes the manifest (with :obj:`write`) and returns it;
+    :obj:`None`: the file is up to date."""
+    recorded = recorded_options(parser, not_recorded)
     manifest = {action.dest: json.loads(json.dumps(getattr(args,
                                                            action.dest)))
                 for action in recorded}
+    name, runs = osp.basename(path), osp.basename(journal)
     held = load_json(path)
-    if held is not None:
+    if held is None and osp.isfile(journal) and osp.getsize(journal):
+        print(f"note: '{journal}' holds runs but there is no '{path}' "
+              f"(an older version): they are taken to have been made with "
+              + ' '.join(as_options(a, manifest[a.dest]) for a in recorded)
+              + f', which {name} now records', file=sys.stderr)
+    elif held is not None:
         if not isinstance(held, dict):
-            sys.exit(f"error: '{path}' is not a study.json of study.py (not "
-                     f"a JSON object): restore it or delete it (the "
-                     f"folder's runs.jsonl keeps the runs)")
+            fail(f"'{path}' is not a {name} (not a JSON object): restore it "
+                 f"or delete it (the folder's {runs} keeps the runs)")
         for action in recorded:
             if action.dest in held and held[action.dest] != \
                     manifest[action.dest]:
                 was = as_options(action, held[action.dest])
                 parser.error(
-                    f'argument {action.option_strings[0]}: the study in '
-                    f"'{args.folder}' was made with {was} (its study.json),"
-                    f' not {as_options(action, manifest[action.dest])}: '
-                    f'resume it with {was}, or give another --folder for a '
-                    f'new study')
+                    f"argument {action.option_strings[0]}: the runs in "
+                    f"'{journal}' were made with {was} (recorded in "
+                    f"'{path}'), not "
+                    f'{as_options(action, manifest[action.dest])}: resume '
+                    f'them with {was}, or give another --folder for new '
+                    f'runs')
         missing = [action for action in recorded if action.dest not in held]
         if not missing:
             return None
         print(f"note: '{path}' does not record "
               f"{', '.join(a.option_strings[0] for a in missing)} (an older"
-              f" study.py): its runs are taken to have been made with "
+              f" version): its runs are taken to have been made with "
               + ' '.join(as_options(a, manifest[a.dest]) for a in missing)
               + ', and it now records them', file=sys.stderr)
         manifest = {**manifest, **held}
     if write:
-        write_manifest(args, manifest)
+        write_manifest(path, manifest)
     return manifest
 
 
-def write_manifest(args, manifest: Dict):
-    atomic_write(osp.join(args.folder, 'study.json'),
-                 lambda f: json.dump(manifest, f, indent=2))
+def write_manifest(path: str, manifest: Dict):
+    r"""Writes a manifest of :func:`check_manifest` (atomically)."""
+    atomic_write(path, lambda f: json.dump(manifest, f, indent=2))
 
 
 def validate(args):
     r"""Checks everything the study is given before anything is written:
     the configuration of every run it may make (the --set fields, every
     sampled --space setting of each divergence, the peers), that its
-    files can be written in --folder, the recorded options against the
-    folder's study.json (:func:`check_manifest`; the manifest to write is
-    kept in :obj:`args.manifest`), the graph (it is loaded) and its fixed
-    splits; exits with a one-line error."""
+    files can be written in --folder and its runs.jsonl is readable, the
+    graph (it is loaded) and its fixed splits, and last the recorded
+    options against the folder's study.json (:func:`check_manifest`; the
+    manifest to write is kept in :obj:`args.manifest`); exits with a
+    one-line error, code 2."""
+    parser = make_parser()
     runs = [(method, setting) for method in args.methods
             for setting in sample_settings(method, args.search_samples,
                                            space=args.space.get(method))]
@@ -624,31 +683,36 @@ def validate(args):
             config(method, setting, 0, args.dataset, args.epochs,
                    args.patience, args.set, device=args.device)
         except (ValueError, TypeError) as err:
-            sys.exit(f'error: the runs of {method} '
-                     f'{json.dumps({**args.set, **setting})}: {err}')
+            fail(f'the runs of {method} '
+                 f'{json.dumps({**args.set, **setting})}: {err}')
     for name in args.set.keys() - acting:
         make_parser().error(
             f'argument --set: {name}={args.set[name]!r} acts in no run of '
             f'this study ({name} acts only {SCOPES[name][1]})')
-    for name in ('study.json', 'runs.jsonl', 'table.md', 'chosen.json'):
+    for name in (MANIFEST, JOURNAL, 'table.md', 'chosen.json'):
         try:
             check_writable(osp.join(args.folder, name))
         except OSError as err:
-            make_parser().error(
+            parser.error(
                 f"argument --folder: cannot write "
                 f"'{osp.join(args.folder, name)}' ({err}); choose a "
                 f"writable folder")
-    args.manifest = check_manifest(args, write=False)
+    try:  # a damaged line: one line naming it, no traceback
+        Store(osp.join(args.folder, JOURNAL), repair=False)
+    except ValueError as err:
+        fail(str(err))
     try:
         args.splits = num_splits(graph(args.dataset, args.root, args.set))
     except ValueError as err:  # `DataError` included
-        sys.exit(f'error: {err}')
+        fail(str(err))
     if args.splits and max(args.search_seeds, args.final_seeds,
                            args.peer_seeds) > args.splits:
-        sys.exit(f'error: {args.dataset} has {args.splits} fixed splits, '
-                 f'and a run uses the split of its seed: use at most '
-                 f'{args.splits} --search-seeds, --final-seeds and '
-                 f'--peer-seeds')
+        fail(f'{args.dataset} has {args.splits} fixed splits, and a run uses '
+             f'the split of its seed: use at most {args.splits} '
+             f'--search-seeds, --final-seeds and --peer-seeds')
+    args.manifest = check_manifest(
+        parser, args, osp.join(args.folder, MANIFEST),
+        osp.join(args.folder, JOURNAL), NOT_RECORDED, write=False)
 
 
 def main(argv=None):
@@ -658,14 +722,14 @@ def main(argv=None):
     validate(args)
     try:
         return _study(args, argv)
-    except ValueError as err:  # a damaged runs.jsonl, a failed write
+    except ValueError as err:  # a failed write while running: code 1
         sys.exit(f'error: {err}')
 
 
 def _study(args, argv):
-    store = Store(osp.join(args.folder, 'runs.jsonl'))
+    store = Store(osp.join(args.folder, JOURNAL))
     if args.manifest is not None:  # checked by validate()
-        write_manifest(args, args.manifest)
+        write_manifest(osp.join(args.folder, MANIFEST), args.manifest)
     ran = run_tasks(search_tasks(args), store, args)
     best = best_settings(store, args)
     print(f'search: {ran} new run(s); best on validation: '

@@ -9,6 +9,7 @@ import gzip
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import stat
@@ -279,11 +280,13 @@ def test_journal_damaged_line(tmp_path):
 def test_study_damaged_runs_file(tmp_path, data_root, capsys):
     (tmp_path / 'runs.jsonl').write_text('{"key": 1, "result": {}}\nx\n'
                                          '{"key": 2, "result": {}}\n')
-    with pytest.raises(SystemExit, match=r"error: '.*runs.jsonl' line 2 is "
-                       r"damaged"):
+    with pytest.raises(SystemExit) as info:
         study.main(['--root', str(data_root), '--folder', str(tmp_path),
                     '--methods', 'mmd', '--search-samples', '1',
                     '--search-seeds', '1'])
+    assert info.value.code == 2  # found before anything is written
+    assert re.match(r"error: '.*runs.jsonl' line 2 is damaged",
+                    capsys.readouterr().err)
     assert not (tmp_path / 'study.json').exists()
     for script, name, argv in (
             ('selection.py', 'runs.jsonl', ['--seeds', '1', '--epochs', '1',
@@ -295,7 +298,7 @@ def test_study_damaged_runs_file(tmp_path, data_root, capsys):
             [sys.executable, str(REPO / 'benchmarks' / script), '--root',
              str(data_root), '--folder', str(tmp_path), *argv],
             capture_output=True, text=True, timeout=HANG_SECONDS)
-        assert result.returncode == 1, result.stderr
+        assert result.returncode == 2, result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(
             f"error: '{tmp_path / name}' line 2 is damaged"), result.stderr
@@ -524,8 +527,7 @@ def test_study_validates_before_writing(option, value, tmp_path, data_root,
                     '--search-samples', '2', '--search-seeds', '1',
                     '--final-seeds', '1', '--peer-seeds', '1',
                     option, value])
-    assert info.value.code not in (0, None)
-    message = str(info.value.code) if info.value.code != 2 else \
-        capsys.readouterr().err
-    assert message.strip().count('\n') == 0 and 'error' in message
+    assert info.value.code == 2  # every mistake, as the parser's
+    message = capsys.readouterr().err
+    assert message.count('\n') == 1 and message.startswith('error: ')
     assert not folder.exists()  # nothing written

@@ -91,23 +91,34 @@ def test_space_variant_and_set_options(capsys):
 
 
 def test_study_manifest(tmp_path, capsys):
-    args = study.parse_args(['--folder', str(tmp_path), '--set', 'hidden=64'])
-    study.check_manifest(args)
+    def check(args):
+        return study.check_manifest(
+            study.make_parser(), args, str(tmp_path / 'study.json'),
+            str(tmp_path / 'runs.jsonl'), study.NOT_RECORDED)
+
+    args = study.parse_args(['--folder', str(tmp_path), '--set', 'hidden=64',
+                             '--dataset', 'CiteSeer'])
+    check(args)
     assert json.loads((tmp_path / 'study.json').read_text()) == dict(
-        dataset='cora', set=dict(hidden=64), epochs=1000, patience=100)
-    study.check_manifest(args)  # the same study: resumes
-    other = study.parse_args(['--folder', str(tmp_path)])
-    with pytest.raises(SystemExit):
-        study.check_manifest(other)
+        dataset='citeseer', set=dict(hidden=64), epochs=1000, patience=100)
+    assert check(args) is None  # the same study: resumes
+    other = study.parse_args(['--folder', str(tmp_path), '--dataset',
+                              'citeseer'])
+    with pytest.raises(SystemExit) as info:
+        check(other)
+    assert info.value.code == 2
     assert re.search(r"argument --set: .* made with --set hidden=64 .*not no "
                      r"--set.* another --folder", capsys.readouterr().err)
     (tmp_path / 'study.json').write_text('{"dataset": "co')  # damaged
-    with pytest.raises(SystemExit, match=r"study.json' is not valid JSON .*"
-                       r"restore it or delete it"):
-        study.check_manifest(args)
+    with pytest.raises(SystemExit) as info:
+        check(args)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count('\n') == 1
+    assert re.search(r"study.json' is not valid JSON .*restore it or delete "
+                     r"it", err)
 
 
-def test_study_fixed_splits(hetero_root, monkeypatch):
+def test_study_fixed_splits(hetero_root, monkeypatch, capsys):
     # On a data set with fixed splits, run seed s uses split s (search
     # included), and a study asking for more splits than there are stops.
     from align_gnn import training
@@ -130,10 +141,12 @@ def test_study_fixed_splits(hetero_root, monkeypatch):
                                 base)
         assert result['seed'] == seed
     assert used == [0, 3]
-    with pytest.raises(SystemExit, match='has 10 fixed splits'):
+    with pytest.raises(SystemExit) as info:
         study.main(['--dataset', 'chameleon-filtered', '--root',
                     str(hetero_root), '--folder', str(hetero_root / 'st'),
                     '--final-seeds', '11', '--set', 'hidden=8'])
+    assert info.value.code == 2  # a usage error, as the parser's
+    assert 'has 10 fixed splits' in capsys.readouterr().err
 
 
 def test_study_resumes_and_chooses_on_validation(data_root, tmp_path):
@@ -251,10 +264,11 @@ def test_diagnose_setting_needs_method(capsys):
 
     with pytest.raises(SystemExit):
         diagnose.main(['--setting', '{"align_weight": 0.1}'])
-    assert 'argument --setting: needs --method' in capsys.readouterr().err
+    assert 'argument --setting: only with --method' in \
+        capsys.readouterr().err
     with pytest.raises(SystemExit):  # parts 1 and 3 ignore it
         diagnose.main(['--set', 'hidden=64'])
-    assert 'argument --set: needs --attention-only' in \
+    assert 'argument --set: only with --attention-only' in \
         capsys.readouterr().err
 
 
