@@ -150,7 +150,7 @@ def test_fit_ramps_the_alignment_weight(monkeypatch):
     training.run(data, 'ct', 0, Config(methods=['ct'], epochs=2,
                                        align_weight=0.2, features='dense'))
     assert weights == [0.2, 0.2]  # no warm-up unless asked
-    with pytest.raises(ValueError, match="'align_warmup' must be >= 0"):
+    with pytest.raises(ValueError, match="'align_warmup' must be an integer >= 0"):
         Config(align_warmup=-1)
 
 

@@ -172,5 +172,5 @@ def test_plots_need_matplotlib(monkeypatch, data_root, tmp_path, capsys):
 def test_attack_config_errors():
     with pytest.raises(ValueError, match="'attack' must be one of"):
         Config(attack='nettack')
-    with pytest.raises(ValueError, match="'budgets' must be fractions"):
+    with pytest.raises(ValueError, match="'budgets' must be a list of fractions"):
         Config(attack='prbcd', budgets=[0.1, 1.5])

@@ -104,7 +104,8 @@ def test_minibatch_close_to_full_batch(tmp_path):
     for batch_size in (None, 256):
         config = Config(dataset='ogbn-arxiv', methods=['none'],
                         epochs=30, patience=1000, device='cpu',
-                        batch_size=batch_size, fanout=[10, 10, 10],
+                        batch_size=batch_size,
+                        fanout=batch_size and [10, 10, 10],
                         labels='none', hidden=32, lr_warmup=0)
         test_acc[batch_size] = [
             training.run(graph, 'none', seed, config).test_acc
@@ -148,7 +149,8 @@ def test_neighbor_sampling_needs_the_scale_extra(monkeypatch, arxiv_root,
 
 
 @pytest.mark.parametrize('argv,message', [
-    (['--fanout', '10,10'], "'fanout' must be 3 numbers >= 1 or -1"),
+    (['--batch-size', '64', '--fanout', '10,10'],
+     "'fanout' must be 3 numbers >= 1 or -1"),
     (['--batch-size', '64', '--features', 'sparse'],
      "'features' must be 'dense' with batch_size"),
 ])

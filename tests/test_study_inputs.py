@@ -94,7 +94,7 @@ def test_diagnose_checks_the_study_folder(tmp_path, data_root, hetero_root,
     (folder / 'chosen.json').write_text(json.dumps({'best': {'ct': {
         'setting': {'align_weight': -1}, 'val_acc': 0.8}}}))
     code, err = diagnose_error(argv, capsys)
-    assert code == 2 and "'align_weight' must be >= 0" in err
+    assert code == 2 and "'align_weight' must be a finite number >= 0" in err
     (folder / 'chosen.json').write_text('[]')
     code, err = diagnose_error(argv, capsys)
     assert code == 2 and 'is not a chosen.json of study.py' in err
