@@ -31,16 +31,15 @@ from align_gnn.cli import (
     dataset_option,
     given_options,
 )
-from align_gnn.config import (
-    DEFAULT_ALIGNMENT,
+from align_gnn.config import DEFAULT_ALIGNMENT, Config, resolve_device
+from align_gnn.data import FEATURES, dataset_name, is_graph_file
+from align_gnn.options import (
     DEVICES,
     MAX_K,
-    Config,
+    MODELS,
+    OPTIMIZERS,
     check_scopes,
-    resolve_device,
 )
-from align_gnn.data import FEATURES, dataset_name, is_graph_file
-from align_gnn.config import MODELS, OPTIMIZERS
 from align_gnn.conv import ALIGN_OVER
 from align_gnn.models import CONVS, METHODS
 from align_gnn.outputs import (
@@ -50,6 +49,7 @@ from align_gnn.outputs import (
     is_figure_file,
     lock_path,
 )
+from align_gnn.precision import PRECISIONS
 from align_gnn.selection import SELECTIONS
 from align_gnn.results import (
     check_writable,
@@ -460,6 +460,11 @@ def _scale_arguments(group: argparse._ArgumentGroup):
         'one number per layer (-1: all); unset: 10,10 (Planetoid) or '
         '15,10,5 (ogbn-arxiv)')
     group.add_argument(
+        '--precision', type=str.lower, default='fp32', choices=PRECISIONS,
+        help='the arithmetic of training and evaluation: fp32; tf32 (CUDA: '
+        'float32 tensors, TF32 matrix products); bf16 (autocast to '
+        'bfloat16, float32 parameters and losses)')
+    group.add_argument(
         '--threads', type=positive_int, metavar='N',
         help='CPU threads of this process (PyTorch\'s intra-op threads; '
         'the results do not depend on it); unset: $OMP_NUM_THREADS, else '
@@ -496,12 +501,12 @@ def build_parser() -> ArgumentParser:
 
 
 # The flags that act in every mode (the others: MODES below, and the
-# options of `Config`, each in `align_gnn.config.SCOPES` or EVERYWHERE):
+# options of `Config`, each in `align_gnn.options.SCOPES` or EVERYWHERE):
 EVERY_MODE = ('help', 'dataset', 'check_attention', 'out', 'plot_dir',
               'quiet', 'debug', 'threads')
 ONCE = 'not with --check-attention (it trains the plain model once)'
 # The flags of the command line alone that act only in some modes (issue
-# 30; the options of `Config`: `align_gnn.config.SCOPES`): a flag given
+# 30; the options of `Config`: `align_gnn.options.SCOPES`): a flag given
 # where it would act on nothing is refused. dest -> (acts(args), where).
 MODES: Modes = {
     'align': (lambda args: not (args.compare or args.check_attention),
@@ -593,7 +598,7 @@ def _main(args: argparse.Namespace, argv: Optional[List[str]],
             selection=args.selection, optimizer=args.optimizer,
             lr_warmup=args.lr_warmup, loss=args.loss, labels=args.labels,
             edge_drop=args.edge_drop, norm_adj=args.norm_adj,
-            att_dst=args.att_dst)
+            att_dst=args.att_dst, precision=args.precision)
         check_scopes(config, args.given)
         path = args.out or default_output_path(config)
         _check_outputs(args, config, path, locks)

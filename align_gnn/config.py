@@ -3,39 +3,21 @@ hyper-parameters per data set, the alignment settings per data set and
 divergence (the study's choices), the device, and what neighbour sampling
 needs installed."""
 from dataclasses import asdict, dataclass, fields
-from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch_geometric
 
 from align_gnn import distributed
-from align_gnn.arguments import (
-    Boolean,
-    Choice,
-    Instance,
-    Integer,
-    Number,
-    Spec,
-    SequenceOf,
-    check_arguments,
-    optional,
-)
-from align_gnn.data import DATASETS, FEATURES, dataset_name, is_graph_file
+from align_gnn.arguments import check_arguments
+from align_gnn.data import DATASETS, dataset_name
 from align_gnn.data.utils import _require
 from align_gnn.divergences import DIVERGENCES
-from align_gnn.models import CONVS, METHODS
-from align_gnn.robustness import ATTACKS
-from align_gnn.conv import ALIGN_OVER
+from align_gnn.models import METHODS
 from align_gnn.data.heterophilous import NAMES as HETEROPHILOUS, NUM_SPLITS
 from align_gnn.hetero_models import PLATONOV_DEFAULTS, PLATONOV_MODELS
-from align_gnn.recipe import LABELS, LOSSES
-from align_gnn.selection import SELECTIONS
+from align_gnn.options import DENSE, FIELDS, SCOPES, check_scopes
 
-MODELS = ('gat', *PLATONOV_MODELS)  # gat: the data set's own GAT
-DENSE = (*HETEROPHILOUS, 'dictionary-lookup')  # dense features by default
-
-DEVICES = ('auto', 'cpu', 'cuda')
-OPTIMIZERS = ('adam', 'rmsprop')
 SUPERGAT_LOSS_WEIGHT = 4.0  # as in PyG's examples/super_gat.py
 # The alignment settings: lambda, keys and queries sampled per layer, CT's
 # rho, the adversaries' width and learning-rate scale; their library
@@ -63,112 +45,6 @@ RECOMMENDED_ALIGNMENT: Dict[str, Dict[str, Dict]] = {
         'mmd': dict(align_weight=0.003, align_samples=256),
     },
 }
-
-
-MAX_K = 100  # dictionary-lookup at k = 100: 6.4 M nodes, 320 M edges
-
-_TEXT = Instance(str, 'a string')
-_COUNT = optional(Integer(1))
-_SHARE = Number(0, 1, high_open=True)
-# The kind and plain range of every field of `Config` (checked first, by
-# name; see `align_gnn.arguments`); the ranges that depend on other fields
-# are checked after.
-FIELDS: Dict[str, Spec] = dict(
-    dataset=_TEXT,
-    methods=SequenceOf(Instance(str, 'a name'), 'a list of method names',
-                       min_length=1),
-    align_weight=optional(Number(0)), align_samples=optional(Integer(2)),
-    rho=optional(Number(0, 1)), runs=Integer(1),
-    seed=Integer(0, 2**32 - 1), epochs=_COUNT, patience=_COUNT,
-    lr=optional(Number(0, low_open=True)), weight_decay=optional(Number(0)),
-    device=Choice(*DEVICES), features=optional(Choice(*FEATURES)),
-    batch_size=_COUNT,
-    fanout=optional(SequenceOf(Integer(-1), 'a list of integers')),
-    conv=Choice(*CONVS), adversary_channels=_COUNT,
-    adversary_lr_scale=optional(Number(0, low_open=True)),
-    align_warmup=Integer(0), label_attr=_TEXT,
-    feature_attr=optional(SequenceOf(_TEXT, 'a list of attribute names',
-                                     min_length=1)),
-    node_attributes=optional(_TEXT),
-    split=SequenceOf(Number(0, 1), 'three fractions (train, val, test)',
-                     length=3),
-    attack=optional(Choice(*ATTACKS)),
-    budgets=SequenceOf(Number(0, 1), 'a list of fractions in [0, 1]',
-                       min_length=1),
-    attack_epochs=Integer(1), keys_queries=Boolean(),
-    model=optional(Choice(*MODELS, ignore_case=True)), hidden=_COUNT,
-    heads=_COUNT, layers=_COUNT, dropout=optional(_SHARE),
-    k=Integer(3, MAX_K), edge_noise=Number(0), align_over=Choice(*ALIGN_OVER),
-    selection=optional(Choice(*SELECTIONS)),
-    optimizer=optional(Choice(*OPTIMIZERS)), lr_warmup=optional(Integer(0)),
-    loss=optional(Choice(*LOSSES)), labels=optional(Choice(*LABELS)),
-    edge_drop=optional(_SHARE), norm_adj=optional(Boolean()),
-    att_dst=optional(Boolean()),
-)
-
-
-def _aligned(*methods: str) -> Callable[['Config'], bool]:
-    return lambda config: any(method in methods for method in config.methods)
-
-
-_ANY_DIVERGENCE = ', '.join(DIVERGENCES)
-# Where each option acts (issue 30): an option given where it would act on
-# nothing (`--k` on Cora, `--rho` with mmd) is refused, never ignored (see
-# `check_scopes`). Option -> (whether it acts in a config, where it acts).
-# The options of EVERYWHERE act in every config; `methods`, `dataset` and
-# `labels` (checked in `Config`) choose the scope of the others.
-SCOPES: Dict[str, Tuple[Callable[['Config'], bool], str]] = {
-    'k': (lambda c: c.dataset == 'dictionary-lookup',
-          'on dictionary-lookup (--dataset dictionary-lookup)'),
-    **{name: (lambda c: is_graph_file(c.dataset),
-              'on a graph file (--dataset PATH)')
-       for name in ('label_attr', 'feature_attr', 'node_attributes',
-                    'split')},
-    **{name: (_aligned(*DIVERGENCES),
-              f'with a divergence among the methods ({_ANY_DIVERGENCE})')
-       for name in ('align_weight', 'align_samples', 'align_warmup',
-                    'align_over')},
-    'rho': (_aligned('ct'), 'with ct among the methods'),
-    **{name: (_aligned('ct', 'adversarial'),
-              'with ct or adversarial among the methods (their adversaries)')
-       for name in ('adversary_channels', 'adversary_lr_scale')},
-    'conv': (lambda c: c.model not in ('platonov-gt', 'platonov-gt-sep') and
-             _aligned('none', *DIVERGENCES)(c),
-             f'for none or a divergence ({_ANY_DIVERGENCE}) with the gat '
-             f'model or a platonov-gat model (the peers and platonov-gt '
-             f'bring their own layer)'),
-    'fanout': (lambda c: c.batch_size is not None,
-               'with batch_size (neighbour sampling, --batch-size)'),
-    **{name: (lambda c: c.attack is not None, 'with an attack (--attack)')
-       for name in ('budgets', 'attack_epochs')},
-    **{name: (lambda c: c.model in PLATONOV_MODELS
-              or c.dataset == 'ogbn-arxiv',
-              'for a platonov-* model (--model) or on ogbn-arxiv')
-       for name in ('hidden', 'heads', 'layers', 'dropout')},
-    **{name: (lambda c: c.dataset == 'ogbn-arxiv' and c.model == 'gat',
-              'for the ogbn-arxiv GAT (--dataset ogbn-arxiv --model gat)')
-       for name in ('edge_drop', 'norm_adj', 'att_dst')},
-}
-EVERYWHERE = ('runs', 'seed', 'epochs', 'patience', 'lr', 'weight_decay',
-              'device', 'features', 'batch_size', 'attack', 'keys_queries',
-              'model', 'edge_noise', 'selection', 'optimizer', 'lr_warmup',
-              'loss')
-
-
-def check_scopes(config: 'Config', names: Iterable[str]):
-    r"""Raises :class:`ValueError` for the first option among :obj:`names`
-    that acts on nothing in :obj:`config`, saying where it acts (see
-    :data:`SCOPES`). :class:`Config` checks its fields set to other than
-    their default (a default given explicitly cannot be told from none);
-    `train_gat.py` also checks every flag given, default or not."""
-    for name in names:
-        if name in SCOPES and not SCOPES[name][0](config):
-            default = Config.__dataclass_fields__[name].default
-            required = ('unset' if default is None else
-                        f'left at its default ({default!r})')
-            raise ValueError(f"'{name}' must be {required} except "
-                             f"{SCOPES[name][1]}: it acts on nothing here "
-                             f"(got {getattr(config, name)!r})")
 
 
 def acting_options(options: Dict, dataset: str,
@@ -258,7 +134,8 @@ class Config:
         device (str): :obj:`"auto"`, :obj:`"cpu"` or :obj:`"cuda"`.
         features (str, optional): Node feature layout, :obj:`"dense"` or
             :obj:`"sparse"` (see :func:`~align_gnn.data.prepare_data`);
-            unset, sparse for full-batch training on Planetoid, else dense.
+            unset, sparse for full-batch float32 training on Planetoid,
+            else dense.
         batch_size (int, optional): Train on neighbour-sampled subgraphs of
             :obj:`batch_size` training nodes each (see
             :func:`~align_gnn.loops.neighbor_loader`); unset, full-batch.
@@ -311,6 +188,8 @@ class Config:
         att_dst (bool, optional): ogbn-arxiv GAT: learn the target attention
             vector (the query); unset, only with alignment (see
             :func:`~align_gnn.models.build_arxiv_model`).
+        precision (str): :obj:`"fp32"`, :obj:`"tf32"` (CUDA) or
+            :obj:`"bf16"` (see :func:`~align_gnn.precision.precision`).
 
             The defaults are the data set's (see
             :func:`default_hyperparameters`).
@@ -361,6 +240,8 @@ class Config:
     edge_drop: Optional[float] = None
     norm_adj: Optional[bool] = None
     att_dst: Optional[bool] = None
+    # Issue 27 (see align_gnn/precision.py):
+    precision: str = 'fp32'
 
     def __post_init__(self):
         for name, value in check_arguments('', {
@@ -388,13 +269,21 @@ class Config:
         if self.features is None:
             self.features = 'sparse' if (self.dataset != 'ogbn-arxiv' and
                                          self.dataset not in DENSE and
-                                         self.batch_size is None) else 'dense'
+                                         self.batch_size is None and
+                                         self.precision != 'bf16') else 'dense'
+        _require(self.features == 'dense' or self.precision != 'bf16',
+                 'features', "'dense' with precision 'bf16' (PyTorch "
+                 "multiplies sparse features in float32 only)", self.features)
         self._check_issue16(defaults)
         check_scopes(self, given)
         self._check_recipe(defaults)
         _require(self.seed + self.runs - 1 <= 2**32 - 1, 'seed',
                  f'at most 2**32 - runs = {2**32 - self.runs} (the seeds '
                  f'seed, ..., seed + runs - 1 seed NumPy)', self.seed)
+        _require(self.precision != 'tf32' or torch.cuda.is_available()
+                 and self.device != 'cpu', 'precision',
+                 "'fp32' or 'bf16' on the CPU (TF32 is a matrix mode of CUDA "
+                 "GPUs)", self.precision)
         self.fanout = list(self.fanout)
         depth = len(defaults['fanout'])
         _require(len(self.fanout) == depth and all(

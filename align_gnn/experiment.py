@@ -113,7 +113,8 @@ def _results(config: Config, results: List[RunResult], failed: List[Dict],
                if method in summary}
     out = dict(dataset=config.dataset, config=config_record(config),
                metric=metric, runs=[asdict(result) for result in results],
-               summary=summary, environment=environment())
+               summary=summary,
+               environment=environment(resolve_device(config.device)))
     if failed:
         out['failed'] = failed
     return out

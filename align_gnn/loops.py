@@ -150,7 +150,7 @@ def evaluate(model: torch.nn.Module, data: Data,
     :func:`~align_gnn.metrics.roc_auc`)."""
     model.eval()
     out = (model(data.x, data.edge_index) if labels is None else
-           labels.eval_forward(model, data))
+           labels.eval_forward(model, data)).float()  # bf16 autocast
     metrics = {}
     for split in ('train', 'val', 'test'):
         mask = data[f'{split}_mask']

@@ -278,16 +278,21 @@ def check_writable(path: str):
                               f"({err.strerror})") from err
 
 
-def environment() -> Dict:
+def environment(device: Optional[torch.device] = None) -> Dict:
     r"""The versions of Python and the libraries, the machine (with its CPU
-    and thread counts) and the number of processes, as results files record
+    and thread counts), the number of processes and, on a CUDA
+    :obj:`device`, the GPU and the CUDA version, as results files record
     them."""
     import ogb
+    gpu = {}
+    if device is not None and device.type == 'cuda':
+        gpu = dict(gpu=torch.cuda.get_device_name(device),
+                   cuda=torch.version.cuda)
     return dict(python=platform.python_version(), torch=torch.__version__,
                 torch_geometric=torch_geometric.__version__,
                 ogb=ogb.__version__, align_gnn=align_gnn.__version__,
                 machine=platform.platform(),
-                processes=distributed.world_size(),
+                processes=distributed.world_size(), **gpu,
                 **reproducibility_settings())
 
 

@@ -42,27 +42,45 @@ from align_gnn.models import (
 )
 from align_gnn.results import RunResult
 from align_gnn.recipe import LabelInput, add_label_features, loss_function
+from align_gnn.precision import precision
 from align_gnn.reproducibility import single_threaded_blas
 from align_gnn.robustness import robustness
 from align_gnn.schedule import alignment_weight, learning_rate
 
 
-class NonFiniteError(ValueError):
-    r"""Raised by :func:`fit` when the training loss, the alignment loss or
-    a parameter becomes NaN or infinite: the run stops at that epoch.
-    :obj:`method`, :obj:`seed`, :obj:`epoch` and :obj:`what` (which value)
-    say where."""
-    def __init__(self, method: str, seed: int, epoch: int, what: str):
-        super().__init__(
-            f"{method} seed {seed}: {what} at epoch {epoch}; the run stopped "
-            f"(a smaller learning rate may help)")
-        self.method, self.seed, self.epoch, self.what = (method, seed, epoch,
-                                                         what)
+class RunFailed(ValueError):
+    r"""A run that could not finish (:obj:`method`, :obj:`seed`, the
+    :obj:`epoch` it stopped at if known), said in one line: see
+    :class:`NonFiniteError`, :class:`OutOfMemory`."""
+    def __init__(self, message: str, method: str, seed: int,
+                 epoch: Optional[int] = None):
+        super().__init__(message)
+        self.method, self.seed, self.epoch = method, seed, epoch
 
     def record(self) -> Dict:
         r"""The failed run as results files record it."""
         return dict(method=self.method, seed=self.seed, epoch=self.epoch,
                     reason=str(self))
+
+
+class NonFiniteError(RunFailed):
+    r"""Raised by :func:`fit` when the training loss, the alignment loss or
+    a parameter becomes NaN or infinite: the run stops at that epoch.
+    :obj:`what` says which value."""
+    def __init__(self, method: str, seed: int, epoch: int, what: str):
+        super().__init__(
+            f"{method} seed {seed}: {what} at epoch {epoch}; the run stopped "
+            f"(a smaller learning rate may help)", method, seed, epoch)
+        self.what = what
+
+
+class OutOfMemory(RunFailed):
+    r"""A run that ran out of GPU memory (see :func:`run_many`)."""
+    def __init__(self, method: str, seed: int):
+        super().__init__(
+            f"{method} seed {seed}: out of GPU memory; the run stopped (lower "
+            f"--hidden, --heads or --batch-size, use --precision bf16, or "
+            f"train on the CPU with --device cpu)", method, seed)
 
 
 def make_model(method: str, data: Data, config: Config) -> torch.nn.Module:
@@ -181,7 +199,17 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
     :func:`~align_gnn.interrupts.handle`, an interrupt ends the current
     epoch, saves it to :obj:`checkpoint` (if given) and raises
     :class:`~align_gnn.interrupts.Interrupted`.
+
+    Training and evaluation run in :obj:`config.precision` (see
+    :func:`~align_gnn.precision.precision`).
     """
+    with precision(config.precision, next(model.parameters()).device):
+        return _fit(model, data, method, seed, config, progress, checkpoint)
+
+
+def _fit(model: torch.nn.Module, data: Data, method: str, seed: int,
+         config: Config, progress: bool,
+         checkpoint: Optional[Checkpoint]) -> RunResult:
     single_threaded_blas()  # the same bits on any number of threads
     device = next(model.parameters()).device
     full = prepare_data(data, config.features).to(device)
@@ -334,9 +362,10 @@ def run_many(data: Data, config: Config, progress: bool = False,
     finished are not trained again, the interrupted one continues, and
     every finished run is saved.
 
-    A run that becomes non-finite raises :class:`NonFiniteError`, or, if a
-    list :obj:`failed` is given, is appended to it (see
-    :meth:`NonFiniteError.record`) and the other runs go on. An interrupt
+    A run that becomes non-finite raises :class:`NonFiniteError` (one that
+    runs out of GPU memory: :class:`OutOfMemory`), or, if a list
+    :obj:`failed` is given, is appended to it (see
+    :meth:`RunFailed.record`) and the other runs go on. An interrupt
     (:class:`KeyboardInterrupt`) carries the finished runs as its
     :obj:`finished` attribute."""
     seeds = range(config.seed, config.seed + config.runs)
@@ -351,9 +380,13 @@ def run_many(data: Data, config: Config, progress: bool = False,
                           None)
                 if result is None:
                     try:
-                        result = run(data, method, seed, config, progress,
-                                     checkpoint)
-                    except NonFiniteError as err:
+                        try:
+                            result = run(data, method, seed, config,
+                                         progress, checkpoint)
+                        except torch.cuda.OutOfMemoryError as err:
+                            torch.cuda.empty_cache()
+                            raise OutOfMemory(method, seed) from err
+                    except RunFailed as err:
                         if failed is None:
                             raise
                         failed.append(err.record())

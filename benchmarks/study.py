@@ -87,11 +87,8 @@ from align_gnn.cli import (  # noqa: E402
     dataset_option,
     given_options,
 )
-from align_gnn.config import (  # noqa: E402
-    SCOPES,
-    Config,
-    acting_options,
-)
+from align_gnn.config import Config, acting_options  # noqa: E402
+from align_gnn.options import SCOPES  # noqa: E402
 from align_gnn.data import num_splits  # noqa: E402
 from align_gnn.models import METHODS  # noqa: E402
 from align_gnn.outputs import (  # noqa: E402

@@ -31,9 +31,10 @@ from align_gnn.arguments import (
     checked,
     shown,
 )
-from align_gnn.config import EVERYWHERE, FIELDS, Config
+from align_gnn.config import Config
 from align_gnn.conv import aligned_attention
 from align_gnn.divergences import resolve_divergence
+from align_gnn.options import EVERYWHERE, FIELDS
 from align_gnn.schedule import alignment_weight, learning_rate
 
 # Public modules, found from the packages' __all__, and the functions:

@@ -7,7 +7,8 @@ from dataclasses import fields
 import pytest
 
 import train_gat
-from align_gnn.config import EVERYWHERE, SCOPES, Config
+from align_gnn.config import Config
+from align_gnn.options import EVERYWHERE, SCOPES
 
 # A config where no scoped option acts: Cora, a peer (no divergence, its
 # own layer), the GAT model, full-batch, no attack.

@@ -41,7 +41,7 @@ FLAGS = {
     '--no-norm-adj', '--node-attributes', '--norm-adj', '--optimizer',
     '--out', '--overwrite', '--patience', '--plot-dir', '--quiet',
     '--resume', '--rho', '--root', '--runs', '--seed', '--selection',
-    '--split', '--threads', '--weight-decay', '-h',
+    '--precision', '--split', '--threads', '--weight-decay', '-h',
 }
 
 
