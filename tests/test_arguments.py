@@ -426,3 +426,25 @@ def test_config_takes_other_kinds_of_numbers(name):
     expected = dataclasses.asdict(Config(**{name: value}))
     for other in other_kinds(value, FIELDS[name]):
         assert dataclasses.asdict(Config(**{name: other})) == expected
+
+
+@pytest.mark.parametrize('cls', [align_gnn.AlignedGATConv,
+                                 align_gnn.AlignedGATv2Conv,
+                                 align_gnn.AlignedTransformerConv,
+                                 NormalizedGATConv])
+def test_features_of_another_dtype(cls):
+    # Every aligned layer: integer, boolean or double features are one
+    # line naming 'x' (not a matrix-product error from deep in torch);
+    # under autocast any floating type passes.
+    layer = cls(4, 2, heads=2)
+    edge_index = torch.tensor([[0, 1], [1, 0]])
+    for dtype, says in ((torch.long, 'floating-point'),
+                        (torch.bool, 'floating-point'),
+                        (torch.float64, "parameters' dtype torch.float32")):
+        with pytest.raises(ValueError) as info:
+            layer(torch.ones(2, 4, dtype=dtype), edge_index)
+        assert "expected 'x'" in str(info.value) and says in str(info.value)
+        assert '\n' not in str(info.value)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        layer(torch.ones(2, 4, dtype=torch.bfloat16), edge_index)
+    layer.double()(torch.ones(2, 4, dtype=torch.float64), edge_index)

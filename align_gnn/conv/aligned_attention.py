@@ -178,6 +178,8 @@ class AlignedAttention:
                     f"{self}: expected '{name}' to be a 2-D tensor of shape "
                     f"(num_nodes, in_channels) (got shape "
                     f"{tuple(value.shape)})")
+            self._check_dtype(name, value, channels > 0 and (
+                lin_src if name != 'x[1]' else lin_dst).weight.dtype)
             if channels > 0 and value.size(-1) != channels:
                 raise ValueError(
                     f"{self}: expected '{name}' to have {channels} channels "
@@ -185,6 +187,21 @@ class AlignedAttention:
                     f"{value.size(-1)}, shape {tuple(value.shape)}); the "
                     f"previous layer's output size must match this layer's "
                     f"in_channels")
+
+    def _check_dtype(self, name: str, value: Tensor, dtype):
+        # Floating-point features of the parameters' dtype (:obj:`dtype`,
+        # False for a lazy layer); under autocast, any floating type.
+        if not value.is_floating_point():
+            raise ValueError(f"{self}: expected '{name}' to hold "
+                             f"floating-point features (got {value.dtype}); "
+                             f"convert them, e.g. 'x.float()'")
+        if (dtype and value.dtype != dtype
+                and not torch.is_autocast_enabled(value.device.type)):
+            raise ValueError(
+                f"{self}: expected '{name}' of the parameters' dtype {dtype} "
+                f"(got {value.dtype}); convert the features (e.g. "
+                f"'x.to({dtype})') or the layer (e.g. 'layer.to("
+                f"{value.dtype})')")
 
     @staticmethod
     def _check_edge_index(edge_index: Adj):
