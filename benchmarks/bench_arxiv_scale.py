@@ -20,6 +20,8 @@ import resource
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
+from typing import Callable, Tuple
 
 import torch
 
@@ -50,21 +52,51 @@ def random_arxiv(num_nodes: int = NUM_NODES, num_edges: int = NUM_EDGES,
                 num_classes=NUM_CLASSES)
 
 
+def recipe(method: str, graph: Data, device: torch.device,
+           batch_size: int = 0) -> SimpleNamespace:
+    r"""What :func:`~align_gnn.training.fit` sets up for the recipe's model
+    of :obj:`method` (built from seed 0) on :obj:`graph`: the config, the
+    model and its optimizer on :obj:`device`, the alignment weight, the
+    labels as input (none with :obj:`batch_size`), the loss and the graph
+    on :obj:`device`."""
+    config = Config(dataset='ogbn-arxiv', methods=[method],
+                    device=device.type, batch_size=batch_size or None)
+    torch.manual_seed(0)
+    model = training.make_model(method, graph, config).to(device)
+    return SimpleNamespace(
+        config=config, model=model,
+        optimizer=training.make_optimizer(model, config, method),
+        weight=(config.alignment(method)['align_weight']
+                if method in DIVERGENCES else 0.0),
+        labels=(None if config.labels == 'none' else
+                LabelInput(graph.num_classes)),
+        loss_fn=loss_function(config.loss), data=graph.to(device))
+
+
+def full_batch_epoch(setting: SimpleNamespace
+                     ) -> Tuple[Callable[[], None], Callable[[], None]]:
+    r"""The two halves of a full-batch epoch of :obj:`setting` (see
+    :func:`recipe`): the training step (labels as input) and the evaluation
+    on the full graph, as :func:`~align_gnn.training.fit` runs them."""
+    s = setting
+
+    def train():
+        loops.train_epoch(s.model, s.data, s.optimizer, s.weight, s.labels,
+                          s.loss_fn)
+
+    def evaluate():
+        loops.evaluate(s.model, s.data, None, s.labels, s.loss_fn)
+
+    return train, evaluate
+
+
 def one_setting(method: str, batch_size: int, epochs: int, steps: int,
                 device: str, num_nodes: int, num_edges: int) -> dict:
     single_threaded_blas()  # as training.fit runs
     device = resolve_device(device)
     graph = random_arxiv(num_nodes, num_edges)
-    config = Config(dataset='ogbn-arxiv', methods=[method],
-                    device=device.type, batch_size=batch_size or None)
-    torch.manual_seed(0)
-    model = training.make_model(method, graph, config).to(device)
-    optimizer = training.make_optimizer(model, config, method)
-    weight = (config.alignment(method)['align_weight']
-              if method in DIVERGENCES else 0.0)
-    labels = (None if config.labels == 'none' else LabelInput(NUM_CLASSES))
-    loss_fn = loss_function(config.loss)
-    data = graph.to(device)
+    s = recipe(method, graph, device, batch_size)
+    train, evaluate = full_batch_epoch(s)
 
     def sync():
         if device.type == 'cuda':
@@ -73,13 +105,14 @@ def one_setting(method: str, batch_size: int, epochs: int, steps: int,
     train_s, eval_s = [], []
     if batch_size:
         loader = loops.neighbor_loader(
-            graph, graph.train_mask.nonzero().view(-1), config.fanout,
+            graph, graph.train_mask.nonzero().view(-1), s.config.fanout,
             batch_size)
         batches = iter(loader)
         for _ in range(steps):
             start = time.perf_counter()
-            loops.train_epoch_minibatch(model, [next(batches)], optimizer,
-                                           weight, device, loss_fn)
+            loops.train_epoch_minibatch(s.model, [next(batches)],
+                                        s.optimizer, s.weight, device,
+                                        s.loss_fn)
             sync()
             train_s.append(time.perf_counter() - start)
         train_s = [sum(train_s) / steps * len(loader)]
@@ -87,19 +120,18 @@ def one_setting(method: str, batch_size: int, epochs: int, steps: int,
     for _ in range(epochs):
         if not batch_size:
             start = time.perf_counter()
-            loops.train_epoch(model, data, optimizer, weight, labels,
-                                 loss_fn)
+            train()
             sync()
             train_s.append(time.perf_counter() - start)
         start = time.perf_counter()
-        loops.evaluate(model, data, None, labels, loss_fn)
+        evaluate()
         sync()
         eval_s.append(time.perf_counter() - start)
     peak = (torch.cuda.max_memory_allocated(device) if device.type == 'cuda'
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return dict(method=method, batch_size=batch_size, train_s=min(train_s),
                 eval_s=min(eval_s), epoch_s=min(train_s) + min(eval_s),
-                peak_gib=peak / 2**30, params=num_parameters(model),
+                peak_gib=peak / 2**30, params=num_parameters(s.model),
                 hardware=hardware(str(device)))
 
 

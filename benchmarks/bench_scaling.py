@@ -12,19 +12,55 @@ alignment as without.
     python benchmarks/bench_scaling.py --sizes 10000:100000,100000:1000000
 """
 import argparse
-from typing import Dict
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from align_gnn import AlignedGATConv, alignment_loss
+from align_gnn.conv import AlignedAttention
 from align_gnn.models import GAT
 from timing import measure
 
 
 def parse_sizes(text: str):
     return [tuple(int(v) for v in size.split(':')) for size in text.split(',')]
+
+
+def regulariser(model: torch.nn.Module,
+                optimizer: Optional[torch.optim.Optimizer] = None,
+                weight: float = 1.0) -> Callable[[], None]:
+    r"""The alignment regulariser of :obj:`model` alone, as a callable:
+    from now on every aligned layer's input is recorded (detached) at each
+    forward pass, so run one training forward pass before the first call;
+    each call then samples and projects keys and queries from the recorded
+    inputs, computes :func:`~align_gnn.alignment_loss` (times
+    :obj:`weight`) and its backward pass and, with :obj:`optimizer` (e.g.
+    over the adversaries' parameters), zeroes its gradients first and takes
+    its step."""
+    inputs = {}
+
+    def record(conv, args):
+        x = args[0]
+        inputs[conv] = (x.detach() if isinstance(x, torch.Tensor) else
+                        tuple(v if v is None else v.detach() for v in x))
+
+    for conv in model.modules():
+        if isinstance(conv, AlignedAttention) and conv.divergence is not None:
+            conv.register_forward_pre_hook(record)
+
+    def call():
+        if optimizer is not None:
+            optimizer.zero_grad()
+        for conv, x in inputs.items():
+            conv._sample_key_query(x)
+        loss = alignment_loss(model)
+        (loss if weight == 1.0 else weight * loss).backward()
+        if optimizer is not None:
+            optimizer.step()
+
+    return call
 
 
 def measure_size(num_nodes: int, num_edges: int,
@@ -60,21 +96,11 @@ def measure_size(num_nodes: int, num_edges: int,
         return call
 
     plain, aligned = model_with(None), model_with(args.divergence)
-    layer_inputs = {}
-    for conv in (aligned[0].conv1, aligned[0].conv2):
-        conv.register_forward_pre_hook(
-            lambda conv, inputs: layer_inputs.__setitem__(
-                conv, inputs[0].detach()))
-
-    def regulariser():
-        for conv, inputs in layer_inputs.items():
-            conv._sample_key_query(inputs)
-        alignment_loss(aligned[0]).backward()
-
+    alone = regulariser(aligned[0])
     step(*aligned)()  # records the layer inputs
     return measure(
         dict(plain=step(*plain), aligned=step(*aligned),
-             regulariser=regulariser), args.repeats, args.warmup, device)
+             regulariser=alone), args.repeats, args.warmup, device)
 
 
 def main(argv=None):

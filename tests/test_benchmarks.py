@@ -1,8 +1,11 @@
 r"""Smoke tests: every benchmark script runs at tiny sizes and prints its
 table (the real measurements are in the README)."""
+import json
+import math
 import os.path as osp
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import HANG_SECONDS
@@ -49,3 +52,44 @@ def test_benchmark_runs(script, data_root, tmp_path):
                           timeout=HANG_SECONDS)
     assert proc.returncode == 0, proc.stderr
     assert expected in proc.stdout
+
+
+def test_gpu_speed_runs(data_root, hetero_root, tmp_path):
+    # Cora and minesweeper under one data root (links to the fixtures'):
+    root = tmp_path / 'data'
+    root.mkdir()
+    (root / 'Cora').symlink_to(Path(data_root) / 'Cora')
+    (root / 'minesweeper').symlink_to(Path(hetero_root) / 'minesweeper')
+    out = tmp_path / 'speed.json'
+    proc = subprocess.run(
+        [sys.executable, osp.join(BENCHMARKS, 'gpu_speed.py'), '--device',
+         'cpu', '--quick', '--repeats', '2', '--epochs', '2', '--width',
+         '16', '--arxiv-nodes', '1000', '--compare-runs', '1',
+         '--compare-epochs', '2', '--root', str(root), '--json', str(out)],
+        capture_output=True, text=True, timeout=HANG_SECONDS)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-1].startswith("ratios to PyG's example epoch: plain "), (
+        proc.stdout)
+    assert 'GT/bare' in lines[-1] and 'at width 16' in lines[-1]
+    assert any(line.startswith('regulariser alone, Cora, ct')
+               for line in lines)
+    record = json.loads(out.read_text())
+    assert record['benchmark'] == 'gpu_speed'
+    assert record['settings']['width'] == 16
+    assert set(record['headline']) == set(record['goals']) | {'ct'}
+    assert all(math.isfinite(value) and value > 0
+               for value in record['headline'].values())
+    assert record['compare']['runs'] == 1
+
+
+def test_gpu_speed_leaves_a_foreign_file_alone(tmp_path):
+    out = tmp_path / 'mine.json'
+    out.write_text('{"mine": 1}')
+    proc = subprocess.run(
+        [sys.executable, osp.join(BENCHMARKS, 'gpu_speed.py'), '--device',
+         'cpu', '--quick', '--json', str(out)], capture_output=True,
+        text=True, timeout=HANG_SECONDS)
+    assert proc.returncode == 2
+    assert 'is not an output of gpu_speed.py' in proc.stderr
+    assert out.read_text() == '{"mine": 1}'

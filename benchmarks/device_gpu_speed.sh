@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The one prepared GPU check of issue 27, for a CUDA machine that has PyTorch
+# and PyG but not this package's other needs (the device tool's H200): installs
+# the wheels carried in .whl/ (POT, ogb, outdated, littleutils; see
+# benchmarks/README.md, "GPU speed on the device"), then writes into $OUT:
+#   nvidia-smi.txt   the GPU, its driver and CUDA version, before the run
+#   gpu_speed.json   benchmarks/gpu_speed.py --device cuda (the figures)
+#   gpu_speed.log    its table and last line
+#   test_cuda.log    python -m pytest -q tests/test_cuda.py, if that file exists
+# Each step has its own time limit, so that the whole ends within 8 minutes
+# and what finished comes back. Exits non-zero if a step failed.
+#
+#   bash benchmarks/device_gpu_speed.sh        # from the repository root
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-results/device}
+PYTHON=${PYTHON:-python3}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+failed=0
+
+if compgen -G '.whl/*.whl' >/dev/null; then
+    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile \
+        --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH="$PWD:/tmp/site"
+else
+    echo 'note: no wheels in .whl/: using the installed packages'
+    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
+for name in Cora minesweeper; do
+    if [ ! -d "datasets/$name/raw" ]; then
+        echo "error: datasets/$name/raw is missing: carry it (see" \
+             "benchmarks/README.md)" >&2
+        exit 1
+    fi
+done
+
+nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || failed=1
+
+timeout 360 "$PYTHON" benchmarks/gpu_speed.py --device cuda \
+    --json "$OUT/gpu_speed.json" 2>&1 | tee "$OUT/gpu_speed.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
+
+if [ -f tests/test_cuda.py ]; then
+    timeout 90 "$PYTHON" -m pytest -q -n 0 -p no:cacheprovider \
+        tests/test_cuda.py 2>&1 | tee "$OUT/test_cuda.log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
+else
+    echo 'note: tests/test_cuda.py does not exist yet: no CUDA tests run'
+fi
+exit $failed
