@@ -75,7 +75,7 @@ from align_gnn.diagnostics import (  # noqa: E402
 )
 from align_gnn.divergences import resolve_divergence  # noqa: E402
 from align_gnn.models import GAT  # noqa: E402
-from align_gnn.results import atomic_write, check_writable  # noqa: E402
+from align_gnn.results import atomic_write  # noqa: E402
 
 VARIANTS = {
     'chosen': 'the chosen setting',
@@ -516,19 +516,10 @@ def validate(args, parser: argparse.ArgumentParser):
                              f'{json.dumps({**args.set, **setting})}: {err}')
     outputs = (('attention.md', 'attention.json') if args.attention_only
                else (JOURNAL, MANIFEST, 'diagnose.md', 'diagnose.json'))
-    for name in outputs:
-        try:
-            check_writable(osp.join(args.folder, name))
-        except OSError as err:
-            parser.error(f"argument --folder: cannot write "
-                         f"'{osp.join(args.folder, name)}' ({err}); choose "
-                         f"a writable folder")
+    study.check_folder(parser, args.folder, outputs,
+                       None if args.attention_only else JOURNAL)
     args.manifest = None
     if not args.attention_only:
-        try:  # a damaged line: one line naming it, no traceback
-            study.Store(osp.join(args.folder, JOURNAL), repair=False)
-        except ValueError as err:
-            study.fail(str(err))
         args.manifest = study.check_manifest(
             parser, args, osp.join(args.folder, MANIFEST),
             osp.join(args.folder, JOURNAL), NOT_RECORDED, write=False)

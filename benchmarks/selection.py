@@ -46,7 +46,6 @@ from align_gnn.cli import (  # noqa: E402
 from align_gnn.results import (  # noqa: E402
     RunResult,
     atomic_write,
-    check_writable,
     format_table,
     summarize,
 )
@@ -117,17 +116,8 @@ def validate(args, parser: argparse.ArgumentParser, tasks):
         study.graph(args.dataset, args.root)
     except ValueError as err:  # `DataError` included
         study.fail(str(err))
-    for name in (JOURNAL, MANIFEST, 'table.md'):
-        try:
-            check_writable(osp.join(args.folder, name))
-        except OSError as err:
-            parser.error(f"argument --folder: cannot write "
-                         f"'{osp.join(args.folder, name)}' ({err}); choose "
-                         f"a writable folder")
-    try:  # a damaged line: one line naming it, no traceback
-        study.Store(osp.join(args.folder, JOURNAL), repair=False)
-    except ValueError as err:
-        study.fail(str(err))
+    study.check_folder(parser, args.folder, (JOURNAL, MANIFEST, 'table.md'),
+                       JOURNAL)
     args.manifest = study.check_manifest(
         parser, args, osp.join(args.folder, MANIFEST),
         osp.join(args.folder, JOURNAL), NOT_RECORDED, write=False)

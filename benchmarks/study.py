@@ -599,6 +599,25 @@ def as_options(action: argparse.Action, value) -> str:
     return f'{option} {word(value)}'
 
 
+def check_folder(parser: argparse.ArgumentParser, folder: str,
+                 outputs: Iterable[str], journal: Optional[str] = None):
+    r"""Exits with one line (code 2) if a file :obj:`outputs` of
+    :obj:`folder` cannot be written, or if its runs file :obj:`journal`
+    holds a damaged line (a study's, diagnose.py's, selection.py's)."""
+    for name in outputs:
+        try:
+            check_writable(osp.join(folder, name))
+        except OSError as err:
+            parser.error(f"argument --folder: cannot write "
+                         f"'{osp.join(folder, name)}' ({err}); choose a "
+                         f"writable folder")
+    if journal is not None:
+        try:  # a damaged line: one line naming it, no traceback
+            Store(osp.join(folder, journal), repair=False)
+        except ValueError as err:
+            fail(str(err))
+
+
 def check_manifest(parser: argparse.ArgumentParser, args, path: str,
                    journal: str, not_recorded: Dict[str, str],
                    write: bool = True) -> Optional[Dict]:
@@ -686,18 +705,8 @@ def validate(args):
         make_parser().error(
             f'argument --set: {name}={args.set[name]!r} acts in no run of '
             f'this study ({name} acts only {SCOPES[name][1]})')
-    for name in (MANIFEST, JOURNAL, 'table.md', 'chosen.json'):
-        try:
-            check_writable(osp.join(args.folder, name))
-        except OSError as err:
-            parser.error(
-                f"argument --folder: cannot write "
-                f"'{osp.join(args.folder, name)}' ({err}); choose a "
-                f"writable folder")
-    try:  # a damaged line: one line naming it, no traceback
-        Store(osp.join(args.folder, JOURNAL), repair=False)
-    except ValueError as err:
-        fail(str(err))
+    check_folder(parser, args.folder,
+                 (MANIFEST, JOURNAL, 'table.md', 'chosen.json'), JOURNAL)
     try:
         args.splits = num_splits(graph(args.dataset, args.root, args.set))
     except ValueError as err:  # `DataError` included
