@@ -7,7 +7,7 @@ import hashlib
 import os
 import os.path as osp
 import random
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from functools import partial
 from typing import Dict, Optional, Tuple
 
@@ -158,9 +158,12 @@ class Checkpoint:
                 f"{type(err).__name__}: {first[:200]}) and cannot be "
                 f"resumed; move it away to start from scratch (its finished "
                 f"runs are lost), or put back an intact copy") from None
-        changed = [f'{key}={state["config"].get(key)!r} there, {value!r} now'
+        # A setting added since the checkpoint was made had its default:
+        held = {**{field.name: field.default for field in fields(Config)},
+                **state['config']}
+        changed = [f'{key}={held.get(key)!r} there, {value!r} now'
                    for key, value in self.config.items()
-                   if state['config'].get(key) != value]
+                   if held.get(key) != value]
         if changed:
             self.close()
             raise ValueError(f"The checkpoint in '{folder}' was made with "

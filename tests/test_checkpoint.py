@@ -218,3 +218,24 @@ def test_minibatch_resume_is_exact(tmp_path, monkeypatch):
     for result in [*results, *expected]:
         result.seconds = result.seconds_per_epoch = 0.0
     assert results == expected
+
+
+def test_resume_a_checkpoint_from_before_a_new_setting(data_root, tmp_path,
+                                                      capsys):
+    # A checkpoint made before a Config field existed (e.g. `precision`)
+    # was made with that field's default: it resumes; another value does
+    # not.
+    import train_gat
+    folder = tmp_path / 'ckpt'
+    argv = ['--root', str(data_root), '--align', 'none', '--runs', '1',
+            '--epochs', '2', '--quiet', '--checkpoint', str(folder)]
+    assert train_gat.main([*argv, '--out', str(tmp_path / 'a.json')]) == 0
+    path = folder / Checkpoint.FILE
+    state = torch.load(path, weights_only=True)
+    del state['config']['precision']
+    torch.save(state, path)
+    assert train_gat.main([*argv, '--resume', '--out',
+                           str(tmp_path / 'b.json')]) == 0
+    assert train_gat.main([*argv, '--resume', '--precision', 'bf16',
+                           '--out', str(tmp_path / 'c.json')]) == 2
+    assert "precision='fp32' there, 'bf16' now" in capsys.readouterr().err
