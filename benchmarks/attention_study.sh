@@ -7,7 +7,8 @@
 # (benchmarks/attention_table.py prints it).
 #
 #     benchmarks/attention_study.sh [CELL ...]   # default: all, in this order
-#     ROOT=datasets WORKERS=1 DEVICE=cpu by default (DEVICE=cuda: a GPU)
+#     ROOT=datasets WORKERS=1 DEVICE=cpu PYTHON=python by default (DEVICE=cuda:
+#     a GPU; benchmarks/device_study_cells.sh runs the GPU cells on the device)
 #
 # The same search everywhere: CT and MMD, 3 settings each (+ the variant,
 # alignment across nodes or across heads, where there are several heads), on
@@ -25,6 +26,7 @@ cd "$(dirname "$0")/.."
 ROOT=${ROOT:-datasets}
 WORKERS=${WORKERS:-1}
 DEVICE=${DEVICE:-cpu}
+PYTHON=${PYTHON:-python}
 COMMON=(--root "$ROOT" --methods ct,mmd --search-samples 3 --search-seeds 2
         --final-seeds 10 --peer-seeds 0 --peers '' --workers "$WORKERS"
         --device "$DEVICE")
@@ -37,8 +39,9 @@ diagnostics() {  # diagnostics FOLDER DATASET OPTION ...
     local folder=$1 dataset=$2
     shift 2
     [[ study/$folder/attention.json -nt study/$folder/chosen.json ]] ||
-        python benchmarks/diagnose.py --attention-only --dataset "$dataset" \
-            --root "$ROOT" --folder "study/$folder" --device "$DEVICE" "$@"
+        "$PYTHON" benchmarks/diagnose.py --attention-only \
+            --dataset "$dataset" --root "$ROOT" --folder "study/$folder" \
+            --device "$DEVICE" "$@"
 }
 
 cell() {  # cell FOLDER DATASET OPTION ...: study, then diagnostics
@@ -46,8 +49,8 @@ cell() {  # cell FOLDER DATASET OPTION ...: study, then diagnostics
     shift 2
     [[ $folder == dictionary-lookup/* ]] || space=("${VARIANT[@]}")  # 1 head
     echo "== $folder ($(date -u +%FT%TZ))"
-    python benchmarks/study.py --dataset "$dataset" --folder "study/$folder" \
-        "${COMMON[@]}" "${space[@]}" "$@"
+    "$PYTHON" benchmarks/study.py --dataset "$dataset" \
+        --folder "study/$folder" "${COMMON[@]}" "${space[@]}" "$@"
     diagnostics "$folder" "$dataset" "$@"
 }
 

@@ -13,27 +13,8 @@
 #   bash benchmarks/device_gpu_speed.sh        # from the repository root
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-results/device}
-PYTHON=${PYTHON:-python3}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
+source benchmarks/device_setup.sh Cora CiteSeer minesweeper
 failed=0
-
-if compgen -G '.whl/*.whl' >/dev/null; then
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile \
-        --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-    export PYTHONPATH="$PWD:/tmp/site"
-else
-    echo 'note: no wheels in .whl/: using the installed packages'
-    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-fi
-for name in Cora CiteSeer minesweeper; do
-    if [ ! -d "datasets/$name/raw" ]; then
-        echo "error: datasets/$name/raw is missing: carry it (see" \
-             "benchmarks/README.md)" >&2
-        exit 1
-    fi
-done
 
 nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || failed=1
 

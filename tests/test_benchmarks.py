@@ -2,6 +2,7 @@ r"""Smoke tests: every benchmark script runs at tiny sizes and prints its
 table (the real measurements are in the README)."""
 import json
 import math
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -93,3 +94,26 @@ def test_gpu_speed_leaves_a_foreign_file_alone(tmp_path):
     assert proc.returncode == 2
     assert 'is not an output of gpu_speed.py' in proc.stderr
     assert out.read_text() == '{"mine": 1}'
+
+
+def test_device_study_cells_packs_the_cells(tmp_path):
+    # On a machine without CUDA the studies refuse --device cuda before
+    # writing anything; the script still packs the cells' committed folders
+    # (what a device call brings back), and refuses a cell of another issue.
+    import tarfile
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip('would train on the GPU')
+    script = osp.join(BENCHMARKS, 'device_study_cells.sh')
+    env = {**os.environ, 'OUT': str(tmp_path), 'MINUTES': '1'}
+    result = subprocess.run(['bash', script, 'minesweeper-gt'], env=env,
+                            capture_output=True, text=True,
+                            timeout=HANG_SECONDS)
+    assert 'CUDA is not available' in result.stderr, result.stderr
+    with tarfile.open(tmp_path / 'study.tar.gz') as archive:
+        assert 'study/minesweeper/gt/runs.jsonl' in archive.getnames()
+    result = subprocess.run(['bash', script, 'cora-gat'], env=env,
+                            capture_output=True, text=True,
+                            timeout=HANG_SECONDS)
+    assert result.returncode == 2
+    assert "'cora-gat' is not a cell of issue 28" in result.stderr
