@@ -100,7 +100,7 @@ from bench_arxiv_scale import (
     recipe,
 )
 from bench_scaling import regulariser
-from timing import measure, ratio_rows, synchronize
+from timing import format_rows, measure, ratio_rows, synchronize
 
 GOALS = dict(plain=0.5, ct_over_plain=1.2, regulariser_ms=2.0,
              gt_over_bare=0.8, arxiv_s=0.15, compare_s=5.0)
@@ -556,6 +556,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         out[name] = (regulariser_ms(s, out['cora']['graph'],
                                     out['cora']['config'])
                      if name == 'regulariser' else step(s))
+        if 'seconds' in out[name]:  # kept in the log if a limit cuts the run
+            print(format_rows(ratio_rows(out[name]['seconds']), what),
+                  file=sys.stderr, flush=True)
     rows = table_rows(s, out)
     h = headline(out)
     print(f'per epoch: a timed call over its epochs (see --help); median of '
