@@ -100,3 +100,20 @@ def test_every_precision_is_a_choice_of_the_cli():
                   if a.dest == 'precision')
     assert tuple(action.choices) == PRECISIONS
     assert 'train_gat' in sys.modules
+
+
+def test_out_of_memory_in_the_attention_check(data_root, monkeypatch,
+                                              tmp_path, capsys):
+    from align_gnn import experiment as module
+
+    def fit(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError('CUDA out of memory.')
+
+    monkeypatch.setattr(module, 'fit', fit)
+    code = train_gat.main(['--root', str(data_root), '--check-attention',
+                           '--epochs', '2', '--quiet',
+                           '--out', str(tmp_path / 'r.json')])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count('\n') == 1
+    assert err.startswith('error: none seed 0: out of GPU memory')
+    assert not (tmp_path / 'r.json').exists()
