@@ -59,12 +59,7 @@ from torch_geometric import seed_everything
 import study  # benchmarks/study.py: also puts the repository on sys.path
 
 from align_gnn import AlignedGATConv, alignment_loss, training  # noqa: E402
-from align_gnn.cli import (  # noqa: E402
-    Modes,
-    check_modes,
-    dataset_option,
-    given_options,
-)
+from align_gnn.cli import Modes, check_modes, given_options  # noqa: E402
 from align_gnn.config import Config, default_hyperparameters  # noqa: E402
 from align_gnn.conv import sample_rows  # noqa: E402
 from align_gnn.data import select_split  # noqa: E402
@@ -397,22 +392,14 @@ def epochs_option(text: str) -> Tuple[int, ...]:
 def make_parser() -> argparse.ArgumentParser:
     r"""The parser of diagnose.py's options (one-line errors, code 2)."""
     parser = study.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--dataset', type=dataset_option, default='cora',
-                        help='a named data set (any case) or the path of '
-                        'a graph file')
-    parser.add_argument('--root', help='data root')
-    parser.add_argument('--folder', default='study',
-                        help='the study folder (chosen.json; diagnose.jsonl '
-                        'and diagnose.options.json)')
+    study.add_folder_options(parser, 'study', 'the study folder (chosen.json;'
+                             ' diagnose.jsonl and diagnose.options.json)')
     parser.add_argument('--method', choices=list(study.USES),
                         help='divergence (default: the winner)')
     parser.add_argument('--setting', type=setting_option,
                         help="the method's setting as JSON, instead of the "
                         "study's choice (needs --method)")
-    parser.add_argument('--seeds', type=study.positive_int, default=10)
-    parser.add_argument('--epochs', type=study.positive_int, default=1000)
-    parser.add_argument('--patience', type=study.positive_int, default=100)
-    parser.add_argument('--workers', type=study.positive_int, default=2)
+    study.add_run_options(parser, seeds=10)
     parser.add_argument('--device', type=study.device_option,
                         choices=['cpu', 'cuda'], default='cpu',
                         help='where the models train')

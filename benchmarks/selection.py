@@ -37,12 +37,7 @@ import numpy as np
 
 import study  # benchmarks/study.py: also puts the repository on sys.path
 
-from align_gnn.cli import (  # noqa: E402
-    Modes,
-    check_modes,
-    dataset_option,
-    given_options,
-)
+from align_gnn.cli import Modes, check_modes, given_options  # noqa: E402
 from align_gnn.results import (  # noqa: E402
     RunResult,
     atomic_write,
@@ -77,17 +72,9 @@ MODES: Modes = {}
 def make_parser() -> argparse.ArgumentParser:
     r"""The parser of selection.py's options (one-line errors, code 2)."""
     parser = study.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--dataset', type=dataset_option, default='cora',
-                        help='a named data set (any case) or the path of '
-                        'a graph file')
-    parser.add_argument('--root', help='data root')
-    parser.add_argument('--folder', default='study/selection',
-                        help='where runs.jsonl, selection.json and table.md '
-                        'go')
-    parser.add_argument('--seeds', type=study.positive_int, default=100)
-    parser.add_argument('--epochs', type=study.positive_int, default=1000)
-    parser.add_argument('--patience', type=study.positive_int, default=100)
-    parser.add_argument('--workers', type=study.positive_int, default=2)
+    study.add_folder_options(parser, 'study/selection', 'where runs.jsonl, '
+                             'selection.json and table.md go')
+    study.add_run_options(parser, seeds=100)
     return parser
 
 

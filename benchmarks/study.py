@@ -490,16 +490,32 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f'error: {message} (see --help)\n')
 
 
-def make_parser() -> argparse.ArgumentParser:
-    r"""The parser of study.py's options."""
-    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
+def add_folder_options(parser: argparse.ArgumentParser, folder: str,
+                       holds: str):
+    r"""--dataset, --root and --folder (default :obj:`folder`, holding
+    what :obj:`holds` says), as study.py, diagnose.py and selection.py take
+    them."""
     parser.add_argument('--dataset', type=dataset_option, default='cora',
                         help='a named data set (any case) or the path of '
                         'a graph file')
     parser.add_argument('--root', help='data root')
-    parser.add_argument('--folder', default='study',
-                        help='where study.json, runs.jsonl, table.md, '
-                        'chosen.json go')
+    parser.add_argument('--folder', default=folder, help=holds)
+
+
+def add_run_options(parser: argparse.ArgumentParser, seeds: int):
+    r"""--seeds (default :obj:`seeds`), --epochs, --patience and --workers
+    of diagnose.py's and selection.py's runs."""
+    parser.add_argument('--seeds', type=positive_int, default=seeds)
+    parser.add_argument('--epochs', type=positive_int, default=1000)
+    parser.add_argument('--patience', type=positive_int, default=100)
+    parser.add_argument('--workers', type=positive_int, default=2)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    r"""The parser of study.py's options."""
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
+    add_folder_options(parser, 'study', 'where study.json, runs.jsonl, '
+                       'table.md, chosen.json go')
     parser.add_argument('--methods', default='ct,adversarial,sinkhorn,mmd',
                         type=methods_option(USES))
     parser.add_argument('--search-samples', type=positive_int, default=16,
