@@ -6,8 +6,6 @@ import logging
 from dataclasses import asdict
 from typing import Dict, List, Optional, Tuple
 
-import torch
-
 from torch_geometric import seed_everything
 from torch_geometric.data import Data
 
@@ -29,7 +27,7 @@ from align_gnn.data import (
 )
 from align_gnn.diagnostics import AttentionCheck, attention_check
 from align_gnn.results import RunResult, environment, summarize
-from align_gnn.training import OutOfMemory, fit, make_model, run_many
+from align_gnn.training import fit, gpu_memory, make_model, run_many
 
 log = logging.getLogger('align_gnn')
 
@@ -94,12 +92,10 @@ def check_attention(config: Config, root: Optional[str] = None,
     data = load_data(config, root)
     split = select_split(data, 0)
     seed_everything(config.seed)
-    try:
+    with gpu_memory(method, config.seed):
         model = make_model(method, split, config).to(
             resolve_device(config.device))
         result = fit(model, split, method, config.seed, config, progress)
-    except torch.cuda.OutOfMemoryError as err:
-        raise OutOfMemory(method, config.seed) from err
     check = attention_check(model, prepare_data(split, config.features))
     results = _results(config, [result], [], getattr(data, 'metric', 'acc'))
     results['attention_check'] = check.to_dict()

@@ -9,7 +9,8 @@ checkpoints in :mod:`align_gnn.checkpoint`, summaries and results files in
 them."""
 import math
 import time
-from typing import Dict, List, Optional, Tuple
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -75,12 +76,24 @@ class NonFiniteError(RunFailed):
 
 
 class OutOfMemory(RunFailed):
-    r"""A run that ran out of GPU memory (see :func:`run_many`)."""
+    r"""A run that ran out of GPU memory (see :func:`gpu_memory`)."""
     def __init__(self, method: str, seed: int):
         super().__init__(
             f"{method} seed {seed}: out of GPU memory; the run stopped (lower "
             f"--hidden, --heads or --batch-size, use --precision bf16, or "
             f"train on the CPU with --device cpu)", method, seed)
+
+
+@contextmanager
+def gpu_memory(method: str, seed: int) -> Iterator[None]:
+    r"""Turns running out of GPU memory inside the block (building or
+    training the run :obj:`method`, :obj:`seed`) into :class:`OutOfMemory`,
+    after giving the cached memory back."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError as err:
+        torch.cuda.empty_cache()
+        raise OutOfMemory(method, seed) from err
 
 
 def make_model(method: str, data: Data, config: Config) -> torch.nn.Module:
@@ -380,12 +393,9 @@ def run_many(data: Data, config: Config, progress: bool = False,
                           None)
                 if result is None:
                     try:
-                        try:
+                        with gpu_memory(method, seed):
                             result = run(data, method, seed, config,
                                          progress, checkpoint)
-                        except torch.cuda.OutOfMemoryError as err:
-                            torch.cuda.empty_cache()
-                            raise OutOfMemory(method, seed) from err
                     except RunFailed as err:
                         if failed is None:
                             raise
