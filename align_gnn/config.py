@@ -17,6 +17,7 @@ from align_gnn.models import METHODS
 from align_gnn.data.heterophilous import NAMES as HETEROPHILOUS, NUM_SPLITS
 from align_gnn.hetero_models import PLATONOV_DEFAULTS, PLATONOV_MODELS
 from align_gnn.options import DENSE, FIELDS, SCOPES, check_scopes
+from align_gnn.precision import check_precision
 
 SUPERGAT_LOSS_WEIGHT = 4.0  # as in PyG's examples/super_gat.py
 # The alignment settings: lambda, keys and queries sampled per layer, CT's
@@ -280,10 +281,8 @@ class Config:
         _require(self.seed + self.runs - 1 <= 2**32 - 1, 'seed',
                  f'at most 2**32 - runs = {2**32 - self.runs} (the seeds '
                  f'seed, ..., seed + runs - 1 seed NumPy)', self.seed)
-        _require(self.precision != 'tf32' or torch.cuda.is_available()
-                 and self.device != 'cpu', 'precision',
-                 "'fp32' or 'bf16' on the CPU (TF32 is a matrix mode of CUDA "
-                 "GPUs)", self.precision)
+        if self.precision == 'tf32':
+            check_precision(self.precision, resolve_device(self.device))
         self.fanout = list(self.fanout)
         depth = len(defaults['fanout'])
         _require(len(self.fanout) == depth and all(

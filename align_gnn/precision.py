@@ -8,6 +8,17 @@ import torch
 PRECISIONS = ('fp32', 'tf32', 'bf16')
 
 
+def check_precision(name: str, device: torch.device):
+    r"""Raises :class:`ValueError` in one line unless :obj:`name` is one of
+    :data:`PRECISIONS` that acts on :obj:`device` (TF32: CUDA only)."""
+    if name not in PRECISIONS:
+        raise ValueError(f"'precision' must be one of {PRECISIONS} (got "
+                         f"{name!r})")
+    if name == 'tf32' and device.type != 'cuda':
+        raise ValueError("'precision' must be 'fp32' or 'bf16' on the CPU "
+                         "(TF32 is a matrix mode of CUDA GPUs) (got 'tf32')")
+
+
 @contextmanager
 def precision(name: str, device: torch.device) -> Iterator[None]:
     r"""Runs the block in precision :obj:`name` on :obj:`device`:
@@ -18,12 +29,7 @@ def precision(name: str, device: torch.device) -> Iterator[None]:
     parameters and their gradients stay float32; no cast is cached, so the
     block may span optimizer steps). The TF32 switches are restored after
     the block."""
-    if name not in PRECISIONS:
-        raise ValueError(f"'precision' must be one of {PRECISIONS} (got "
-                         f"{name!r})")
-    if name == 'tf32' and device.type != 'cuda':
-        raise ValueError("'precision' must be 'fp32' or 'bf16' on the CPU "
-                         "(TF32 is a matrix mode of CUDA GPUs)")
+    check_precision(name, device)
     matmul = torch.backends.cuda.matmul.allow_tf32
     cudnn = torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = name == 'tf32'
