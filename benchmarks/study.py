@@ -708,19 +708,19 @@ def validate(args):
             for setting in sample_settings(method, args.search_samples,
                                            space=args.space.get(method))]
     runs += [(method, {}) for method in ('none', *args.peers)]
-    acting = set()
     for method, setting in runs:
         try:
-            acting |= set(acting_options(args.set, args.dataset, [method]))
             config(method, setting, 0, args.dataset, args.epochs,
                    args.patience, args.set, device=args.device)
         except (ValueError, TypeError) as err:
             fail(f'the runs of {method} '
                  f'{json.dumps({**args.set, **setting})}: {err}')
+    acting = {name for method in {method for method, _ in runs}
+              for name in acting_options(args.set, args.dataset, [method])}
     for name in args.set.keys() - acting:
-        make_parser().error(
-            f'argument --set: {name}={args.set[name]!r} acts in no run of '
-            f'this study ({name} acts only {SCOPES[name][1]})')
+        parser.error(f'argument --set: {name}={args.set[name]!r} acts in no '
+                     f'run of this study ({name} acts only '
+                     f'{SCOPES[name][1]})')
     check_folder(parser, args.folder,
                  (MANIFEST, JOURNAL, 'table.md', 'chosen.json'), JOURNAL)
     try:
