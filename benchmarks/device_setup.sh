@@ -7,6 +7,10 @@
 OUT=${OUT:-results/device}
 PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT"
+if [ -n "$(ls -A "$OUT")" ]; then  # never replace files of another run
+    echo "error: '$OUT' is not empty: give an empty folder as OUT" >&2
+    exit 2
+fi
 export PYTHONUNBUFFERED=1
 if compgen -G '.whl/*.whl' >/dev/null; then
     "$PYTHON" -m pip install -q --no-index --no-deps --no-compile \

@@ -11,8 +11,6 @@
 set -uo pipefail
 shopt -s extglob
 cd "$(dirname "$0")/.."
-source benchmarks/device_setup.sh minesweeper tolokers
-MINUTES=${MINUTES:-8}
 for cell in "$@"; do
     [[ $cell == @(minesweeper|tolokers)-@(gat|gatv2|gt) ]] || {
         echo "error: '$cell' is not a cell of issue 28 (minesweeper or" \
@@ -20,6 +18,8 @@ for cell in "$@"; do
         exit 2
     }
 done
+source benchmarks/device_setup.sh minesweeper tolokers
+MINUTES=${MINUTES:-8}
 # timeout signals the whole process group: the study's workers stop too,
 # each finished run already appended to its runs.jsonl.
 DEVICE=cuda WORKERS=${WORKERS:-4} PYTHON=$PYTHON \
@@ -29,7 +29,8 @@ folders=()
 for cell in "$@"; do
     folders+=("study/${cell%%-*}/${cell#*-}")
 done
-tar -czf "$OUT/study.tar.gz" "${folders[@]}"
+tar -czf "$OUT/.study.tar.gz" "${folders[@]}" &&
+    mv "$OUT/.study.tar.gz" "$OUT/study.tar.gz"
 for folder in "${folders[@]}"; do
     echo "$folder: $(cat "$folder/runs.jsonl" 2>/dev/null | wc -l) run(s)"
 done

@@ -97,21 +97,26 @@ def test_gpu_speed_leaves_a_foreign_file_alone(tmp_path):
 
 
 def test_device_study_cells_packs_the_cells(tmp_path):
-    # On a machine without CUDA the studies refuse --device cuda before
-    # writing anything; the script still packs the cells' committed folders
-    # (what a device call brings back), and refuses a cell of another issue.
+    # With no GPU visible the studies refuse --device cuda before writing
+    # anything; the script still packs the cells' committed folders (what a
+    # device call brings back), and refuses a cell of another issue.
     import tarfile
-    import torch
-    if torch.cuda.is_available():
-        pytest.skip('would train on the GPU')
     script = osp.join(BENCHMARKS, 'device_study_cells.sh')
-    env = {**os.environ, 'OUT': str(tmp_path), 'MINUTES': '1'}
+    env = {**os.environ, 'OUT': str(tmp_path), 'MINUTES': '1',
+           'CUDA_VISIBLE_DEVICES': ''}
     result = subprocess.run(['bash', script, 'minesweeper-gt'], env=env,
                             capture_output=True, text=True,
                             timeout=HANG_SECONDS)
     assert 'CUDA is not available' in result.stderr, result.stderr
     with tarfile.open(tmp_path / 'study.tar.gz') as archive:
         assert 'study/minesweeper/gt/runs.jsonl' in archive.getnames()
+    # An OUT holding files already (an earlier run's) is left as it is:
+    before = (tmp_path / 'study.tar.gz').read_bytes()
+    result = subprocess.run(['bash', script, 'minesweeper-gt'], env=env,
+                            capture_output=True, text=True,
+                            timeout=HANG_SECONDS)
+    assert result.returncode == 2 and 'is not empty' in result.stderr
+    assert (tmp_path / 'study.tar.gz').read_bytes() == before
     result = subprocess.run(['bash', script, 'cora-gat'], env=env,
                             capture_output=True, text=True,
                             timeout=HANG_SECONDS)
