@@ -465,6 +465,13 @@ def _scale_arguments(group: argparse._ArgumentGroup):
         'float32 tensors, TF32 matrix products); bf16 (autocast to '
         'bfloat16, float32 parameters and losses)')
     group.add_argument(
+        '--capture', action=argparse.BooleanOptionalAction, default=True,
+        help='keep full-batch training on the device: an epoch never waits '
+        'for the host, on CUDA it is replayed as one CUDA graph (features '
+        'dense by default); --no-capture: the epoch loop that reads every '
+        'epoch on the host (checkpoints, --batch-size and labels as input '
+        'use it); the same results')
+    group.add_argument(
         '--threads', type=positive_int, metavar='N',
         help='CPU threads of this process (PyTorch\'s intra-op threads; '
         'the results do not depend on it); unset: $OMP_NUM_THREADS, else '
@@ -598,7 +605,8 @@ def _main(args: argparse.Namespace, argv: Optional[List[str]],
             selection=args.selection, optimizer=args.optimizer,
             lr_warmup=args.lr_warmup, loss=args.loss, labels=args.labels,
             edge_drop=args.edge_drop, norm_adj=args.norm_adj,
-            att_dst=args.att_dst, precision=args.precision)
+            att_dst=args.att_dst, precision=args.precision,
+            capture=args.capture)
         check_scopes(config, args.given)
         path = args.out or default_output_path(config)
         _check_outputs(args, config, path, locks)

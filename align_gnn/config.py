@@ -191,6 +191,13 @@ class Config:
             :func:`~align_gnn.models.build_arxiv_model`).
         precision (str): :obj:`"fp32"`, :obj:`"tf32"` (CUDA) or
             :obj:`"bf16"` (see :func:`~align_gnn.precision.precision`).
+        capture (bool): Keep full-batch training on the device where it
+            can be: an epoch never waits for the host, and on CUDA it is
+            replayed as a CUDA graph (see :mod:`~align_gnn.device_loop`;
+            features are then dense by default). :obj:`False`: the epoch
+            loop that reads every epoch on the host (as checkpoints,
+            neighbour sampling and labels as input always do); the same
+            results. (default: :obj:`True`)
 
             The defaults are the data set's (see
             :func:`default_hyperparameters`).
@@ -241,8 +248,15 @@ class Config:
     edge_drop: Optional[float] = None
     norm_adj: Optional[bool] = None
     att_dst: Optional[bool] = None
-    # Issue 27 (see align_gnn/precision.py):
+    # Issue 27 (see align_gnn/precision.py, align_gnn/device_loop.py):
     precision: str = 'fp32'
+    capture: bool = True
+
+    def _captured(self) -> bool:
+        # Whether runs may be captured as CUDA graphs (sparse features'
+        # row sampling asks the host):
+        return self.capture and (self.device == 'cuda' or (
+            self.device == 'auto' and torch.cuda.is_available()))
 
     def __post_init__(self):
         for name, value in check_arguments('', {
@@ -271,7 +285,8 @@ class Config:
             self.features = 'sparse' if (self.dataset != 'ogbn-arxiv' and
                                          self.dataset not in DENSE and
                                          self.batch_size is None and
-                                         self.precision != 'bf16') else 'dense'
+                                         self.precision != 'bf16' and
+                                         not self._captured()) else 'dense'
         _require(self.features == 'dense' or self.precision != 'bf16',
                  'features', "'dense' with precision 'bf16' (PyTorch "
                  "multiplies sparse features in float32 only)", self.features)

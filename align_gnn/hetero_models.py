@@ -138,6 +138,8 @@ class PlatonovGNN(torch.nn.Module):
         self.model = model
         self.sep = model.endswith('-sep')
         self.transformer = model.startswith('platonov-gt')
+        # As GATConv's: the GT adds self-loops (GATConv adds its own):
+        self.add_self_loops = self.transformer and not self.sep
         self.input = Linear(in_channels, hidden)
         self.dropout = Dropout(dropout)
         self.blocks, self.norms = ModuleList(), ModuleList()
@@ -157,7 +159,7 @@ class PlatonovGNN(torch.nn.Module):
         self.norms.append(LayerNorm(dim))
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        if self.transformer and not self.sep:  # GATConv adds its own
+        if self.add_self_loops:
             edge_index, _ = remove_self_loops(edge_index)
             edge_index, _ = add_self_loops(edge_index, num_nodes=x.size(0))
         x = F.gelu(self.dropout(self.input(x)))

@@ -63,13 +63,24 @@ def roc_auc(score: Tensor, labels: Tensor) -> float:
     scores above a random negative, ties counting one half, from the
     Mann-Whitney U statistic of the average ranks (as
     :func:`sklearn.metrics.roc_auc_score`). :obj:`nan` without positives or
-    negatives."""
-    from scipy.stats import rankdata
+    negatives. See :func:`roc_auc_tensor`."""
+    return float(roc_auc_tensor(score, labels))
 
-    labels = labels.detach().cpu().bool().numpy()
-    pos, neg = int(labels.sum()), int((~labels).sum())
-    if pos == 0 or neg == 0:
-        return float('nan')
-    ranks = rankdata(score.detach().cpu().double().numpy())
-    u = ranks[labels].sum() - pos * (pos + 1) / 2
-    return float(u / (pos * neg))
+
+def roc_auc_tensor(score: Tensor, labels: Tensor) -> Tensor:
+    r""":func:`roc_auc` as a 0-dim float64 tensor on the device of
+    :obj:`score`, without host synchronization: tied scores share their
+    average rank (the positions of the first and last equal score, found by
+    :func:`torch.searchsorted` in the sorted scores), so the value equals
+    :func:`scipy.stats.rankdata`'s bit for bit (half-integer ranks add up
+    exactly in float64)."""
+    score = score.detach().double()
+    positive = labels.detach().bool()
+    ordered = score.sort().values
+    first = torch.searchsorted(ordered, score, side='left')
+    last = torch.searchsorted(ordered, score, side='right')
+    ranks = (first + last + 1).double() / 2  # 1-based average ranks
+    pos = positive.sum().double()
+    neg = positive.numel() - pos
+    u = (ranks * positive).sum() - pos * (pos + 1) / 2
+    return u / (pos * neg)

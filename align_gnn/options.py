@@ -71,6 +71,7 @@ FIELDS: Dict[str, Spec] = dict(
     loss=optional(Choice(*LOSSES)), labels=optional(Choice(*LABELS)),
     edge_drop=optional(_SHARE), norm_adj=optional(Boolean()),
     att_dst=optional(Boolean()), precision=Choice(*PRECISIONS),
+    capture=Boolean(),
 )
 
 
@@ -112,6 +113,11 @@ SCOPES: Dict[str, Tuple[Callable[[Any], bool], str]] = {
               or c.dataset == 'ogbn-arxiv',
               'for a platonov-* model (--model) or on ogbn-arxiv')
        for name in ('hidden', 'heads', 'layers', 'dropout')},
+    # Labels are input by default on ogbn-arxiv only (resolved later):
+    'capture': (lambda c: c.batch_size is None and (
+        c.labels == 'none' or c.labels is None and c.dataset != 'ogbn-arxiv'),
+        'for full-batch training without labels as input (no --batch-size, '
+        '--labels none)'),
     **{name: (lambda c: c.dataset == 'ogbn-arxiv' and c.model == 'gat',
               'for the ogbn-arxiv GAT (--dataset ogbn-arxiv --model gat)')
        for name in ('edge_drop', 'norm_adj', 'att_dst')},

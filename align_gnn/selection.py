@@ -4,9 +4,15 @@ validation accuracy, ties broken by the validation loss, stopping
 :obj:`patience` epochs after the last improvement); :class:`GATPaperRule`
 is the rule of the GAT paper's code (PetarV-/GAT, :file:`execute_cora.py`);
 :class:`LowestLoss` that of DGL's ogbn-arxiv recipe.
+
+:class:`DeviceSelection` runs the same rules on 0-dim device tensors, for a
+loop that must not wait for the device (see :mod:`align_gnn.device_loop`).
 """
 import math
 from typing import Dict, Tuple
+
+import torch
+from torch import Tensor
 
 SELECTIONS = ('acc', 'gat-paper', 'loss')
 
@@ -90,3 +96,78 @@ def make_selection(name: str, patience: int) -> BestAccuracy:
         return LowestLoss(patience)
     raise ValueError(f"'selection' must be one of {SELECTIONS} "
                      f"(got {name!r})")
+
+
+class DeviceSelection:
+    r"""The rule :obj:`name` (see :func:`make_selection`) kept in 0-dim
+    tensors on :obj:`device`, so that a training loop decides without
+    reading the device: :meth:`step` takes the validation score and loss as
+    tensors and returns whether to keep the epoch's weights as a boolean
+    tensor. An epoch counts only while :obj:`active` (the run has neither
+    stopped nor failed): later epochs change nothing, so a loop that reads
+    :attr:`stopped` every few epochs selects the epoch that
+    :class:`BestAccuracy` and its kin select reading every epoch (scores
+    compared in float64, losses as given).
+
+    Attributes:
+        epoch (Tensor): The epochs counted (int64).
+        best_epoch (Tensor): The epoch kept (int64, :obj:`0`: none yet).
+        stopped (Tensor): Whether the rule has stopped the run (bool).
+    """
+    def __init__(self, name: str, patience: int, device: torch.device):
+        if name not in SELECTIONS:
+            make_selection(name, patience)  # its error
+        self.name, self.patience = name, patience
+        self.epoch = torch.zeros((), dtype=torch.long, device=device)
+        self.best_epoch = torch.zeros_like(self.epoch)
+        self.stopped = torch.zeros((), dtype=torch.bool, device=device)
+        value = self.epoch.new_zeros((), dtype=torch.float64)
+        self.best_acc, self.best_loss = value.clone(), value.clone()
+        self.max_acc, self.min_loss = value.clone(), value.clone()
+        self.waited = torch.zeros_like(self.epoch)
+        self.reset_()
+
+    def _state(self) -> Tuple[Tensor, ...]:
+        return (self.epoch, self.best_epoch, self.stopped, self.best_acc,
+                self.best_loss, self.max_acc, self.min_loss, self.waited)
+
+    def reset_(self):
+        r"""Back to the state before the first epoch, in place (the tensors
+        keep their memory, as a captured CUDA graph needs)."""
+        for value, start in zip(self._state(), (0, 0, False, -1.0, math.inf,
+                                                0.0, math.inf, 0)):
+            value.fill_(start)
+
+    def step(self, val_acc: Tensor, val_loss: Tensor,
+             active: Tensor) -> Tensor:
+        r"""Records the next epoch's validation score and loss (0-dim) if
+        :obj:`active` (0-dim bool); returns :obj:`keep` (0-dim bool)."""
+        acc, loss = val_acc.double(), val_loss.double()
+        active = active & ~self.stopped
+        epoch = self.epoch + 1
+        since = epoch - self.best_epoch
+        if self.name == 'gat-paper':
+            acc_best, loss_best = acc >= self.max_acc, loss <= self.min_loss
+            neither = ~(acc_best | loss_best)
+            waited = torch.where(neither, self.waited + 1, 0)
+            keep, stop = acc_best & loss_best, neither & (
+                waited >= self.patience)
+            self._set(active, waited=waited,
+                      max_acc=torch.maximum(acc, self.max_acc),
+                      min_loss=torch.minimum(loss, self.min_loss))
+        else:
+            if self.name == 'acc':
+                keep = (acc > self.best_acc) | ((acc == self.best_acc)
+                                                & (loss < self.best_loss))
+            else:
+                keep = loss < self.best_loss
+            stop = ~keep & (since >= self.patience)
+        keep = keep & active
+        self._set(active, epoch=epoch, stopped=stop)
+        self._set(keep, best_acc=acc, best_loss=loss, best_epoch=epoch)
+        return keep
+
+    def _set(self, where: Tensor, **values: Tensor):
+        for name, value in values.items():
+            old = getattr(self, name)
+            old.copy_(torch.where(where, value, old))

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from torch_geometric import seed_everything
 from torch_geometric.data import Data
 
-from align_gnn import distributed, interrupts
+from align_gnn import device_loop, distributed, interrupts
 from align_gnn.checkpoint import Checkpoint, rng_state, set_rng_state
 from align_gnn.config import Config, default_hyperparameters, resolve_device
 from align_gnn.conv import adversary_parameters, model_parameters
@@ -35,7 +35,7 @@ from align_gnn.loops import (
     train_epoch,
     train_epoch_minibatch,
 )
-from align_gnn.selection import BestAccuracy, make_selection
+from align_gnn.selection import BestAccuracy, DeviceSelection, make_selection
 from align_gnn.models import (
     build_arxiv_model,
     build_model,
@@ -156,7 +156,8 @@ def run(data: Data, method: str, seed: int, config: Config,
 
 
 def make_optimizer(model: torch.nn.Module, config: Config,
-                   method: str) -> torch.optim.Optimizer:
+                   method: str,
+                   capturable: bool = False) -> torch.optim.Optimizer:
     r"""Adam or RMSprop (:obj:`config.optimizer`) over every parameter of
     :obj:`model` (of :obj:`method`) with :obj:`config.lr` and
     :obj:`config.weight_decay`; the adversaries' parameters (see
@@ -165,7 +166,9 @@ def make_optimizer(model: torch.nn.Module, config: Config,
     :obj:`adversary_lr_scale` (see
     :meth:`~align_gnn.config.Config.alignment`). Each group keeps its
     learning rate after warm-up as :obj:`"initial_lr"` (see
-    :func:`set_learning_rate`)."""
+    :func:`set_learning_rate`). With :obj:`capturable` (CUDA), the step
+    can be captured in a CUDA graph: its counters and the learning rates
+    are device tensors."""
     adversary = adversary_parameters(model)
     groups = [dict(params=model_parameters(model), initial_lr=config.lr)]
     if adversary:
@@ -174,7 +177,14 @@ def make_optimizer(model: torch.nn.Module, config: Config,
                            initial_lr=config.lr * scale))
     optimizer = (torch.optim.RMSprop if config.optimizer == 'rmsprop' else
                  torch.optim.Adam)
-    return optimizer(groups, lr=config.lr, weight_decay=config.weight_decay)
+    if not capturable:
+        return optimizer(groups, lr=config.lr,
+                         weight_decay=config.weight_decay)
+    device = next(model.parameters()).device
+    for group in groups:
+        group['lr'] = torch.tensor(group.get('lr', config.lr), device=device)
+    return optimizer(groups, lr=torch.tensor(config.lr, device=device),
+                     weight_decay=config.weight_decay, capturable=True)
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, epoch: int,
@@ -183,7 +193,11 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, epoch: int,
     :obj:`1`) of a linear warm-up over :obj:`warmup` epochs to its
     :obj:`"initial_lr"` (see :func:`~align_gnn.schedule.learning_rate`)."""
     for group in optimizer.param_groups:
-        group['lr'] = learning_rate(epoch, group['initial_lr'], warmup)
+        lr = learning_rate(epoch, group['initial_lr'], warmup)
+        if isinstance(group['lr'], torch.Tensor):  # capturable: in place
+            group['lr'].fill_(lr)
+        else:
+            group['lr'] = lr
 
 
 def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
@@ -214,7 +228,10 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
     :class:`~align_gnn.interrupts.Interrupted`.
 
     Training and evaluation run in :obj:`config.precision` (see
-    :func:`~align_gnn.precision.precision`).
+    :func:`~align_gnn.precision.precision`). With :obj:`config.capture`,
+    full-batch training is kept on the device where it can be (see
+    :mod:`~align_gnn.device_loop`; on CUDA as CUDA graphs, the status read
+    every :data:`~align_gnn.device_loop.READ_EVERY` epochs).
     """
     with precision(config.precision, next(model.parameters()).device):
         return _fit(model, data, method, seed, config, progress, checkpoint)
@@ -233,6 +250,11 @@ def _fit(model: torch.nn.Module, data: Data, method: str, seed: int,
         train_nodes = distributed.shard(data.train_mask.nonzero().view(-1))
         loader = neighbor_loader(data, train_nodes, config.fanout,
                                  config.batch_size)
+    if config.capture and device_loop.unsupported(
+            model, full.x, loader is None, labels_given(config),
+            distributed.world_size(), checkpoint is not None) is None:
+        return _fit_on_device(model, full, method, seed, config, evaluator,
+                              progress)
     module = model
     if distributed.world_size() > 1:
         model = DistributedDataParallel(
@@ -241,7 +263,7 @@ def _fit(model: torch.nn.Module, data: Data, method: str, seed: int,
     optimizer = make_optimizer(module, config, method)
     align_weight = (config.alignment(method)['align_weight']
                     if method in DIVERGENCES else 0.0)
-    labels = (None if config.labels == 'none' else LabelInput(
+    labels = (None if not labels_given(config) else LabelInput(
         data.num_classes, reuse=int(config.labels == 'reuse')))
     loss_fn = loss_function(config.loss)
 
@@ -309,6 +331,61 @@ def _fit(model: torch.nn.Module, data: Data, method: str, seed: int,
                    val_acc=val_accs)
     return _run_result(module, method, seed, metrics, history, epoch,
                        best_epoch, seconds)
+
+
+def labels_given(config: Config) -> bool:
+    r"""Whether the runs of :obj:`config` take training labels as input."""
+    return config.labels != 'none'
+
+
+def _fit_on_device(model: torch.nn.Module, full: Data, method: str,
+                   seed: int, config: Config, evaluator: Optional[Evaluator],
+                   progress: bool) -> RunResult:
+    # `fit` by a DeviceLoop: the same decisions, read every `every` epochs.
+    device = full.x.device
+    graphs = device.type == 'cuda'
+    every = device_loop.READ_EVERY if graphs else 1
+    optimizer = make_optimizer(model, config, method, capturable=graphs)
+    align_weight = (config.alignment(method)['align_weight']
+                    if method in DIVERGENCES else 0.0)
+    selection = DeviceSelection(config.selection, config.patience, device)
+    bar = tqdm(total=config.epochs, desc=f'{method} seed {seed}',
+               leave=False, disable=not progress)
+    start = time.perf_counter()
+    with device_loop.self_loops(model, full.edge_index,
+                                full.num_nodes) as edge_index:
+        loop = device_loop.DeviceLoop(
+            model, full, edge_index, optimizer, loss_function(config.loss),
+            selection, config.epochs, graphs)
+        for epoch in interrupts.deferring(range(1, config.epochs + 1)):
+            loop.weight.fill_(alignment_weight(epoch - 1, align_weight,
+                                               config.align_warmup))
+            set_learning_rate(optimizer, epoch, config.lr_warmup)
+            loop.epoch()
+            if epoch % every and epoch < config.epochs:
+                continue
+            counted, stopped, failed = loop.read()
+            if failed:
+                bar.close()
+                raise NonFiniteError(method, seed, failed, non_finite(
+                    loop.curves[failed - 1], model) or 'a value became '
+                    'non-finite')
+            bar.update(counted - bar.n)
+            bar.set_postfix(val_acc=f'{loop.scores[counted - 1]:.3f}',
+                            best=f'{selection.best_acc:.3f}')
+            if stopped:
+                break
+            interrupts.check()
+    seconds = time.perf_counter() - start
+    bar.close()
+    model.load_state_dict(loop.best_state())
+    optimizer.zero_grad(set_to_none=True)  # a graph's gradients
+    metrics = _final_metrics(model, full, evaluator, seed, config, None)
+    train_loss, align_loss = loop.curves[:counted].t().tolist()
+    history = dict(train_loss=train_loss, align_loss=align_loss,
+                   val_acc=loop.scores[:counted].tolist())
+    return _run_result(model, method, seed, metrics, history, counted,
+                       int(selection.best_epoch), seconds)
 
 
 def _resume(saved: Dict, model: torch.nn.Module,
