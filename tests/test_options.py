@@ -11,8 +11,10 @@ from align_gnn.config import Config
 from align_gnn.options import EVERYWHERE, SCOPES
 
 # A config where no scoped option acts: Cora, a peer (no divergence, its
-# own layer), the GAT model, full-batch, no attack.
+# own layer), the GAT model, full-batch, no attack; for the options of
+# full-batch training, neighbour sampling (BATCHED).
 OUTSIDE = dict(dataset='cora', methods=['gatv2'])
+BATCHED = {'capture'}
 # Per scoped option: a value other than its default, and a config where
 # it acts.
 ACTING = {
@@ -39,6 +41,7 @@ ACTING = {
     'edge_drop': (0.2, dict(dataset='ogbn-arxiv', methods=['none'])),
     'norm_adj': (False, dict(dataset='ogbn-arxiv', methods=['none'])),
     'att_dst': (True, dict(dataset='ogbn-arxiv', methods=['none'])),
+    'capture': (False, dict(methods=['none'])),
 }
 CHOOSE_SCOPES = {'dataset', 'methods', 'labels'}  # checked in Config
 
@@ -56,8 +59,9 @@ def test_config_option_outside_its_scope(name):
     config = Config(**acting, **{name: value})  # acts: accepted
     assert getattr(config, name) in (value, list(value) if isinstance(
         value, list) else value)
+    outside = dict(OUTSIDE, batch_size=64) if name in BATCHED else OUTSIDE
     with pytest.raises(ValueError) as info:
-        Config(**OUTSIDE, **{name: value})
+        Config(**outside, **{name: value})
     message = str(info.value)
     assert message.startswith(f"'{name}' must be ") and '\n' not in message
     assert 'acts on nothing here' in message and SCOPES[name][1] in message
@@ -90,7 +94,8 @@ def test_cli_option_outside_its_scope(name, capsys, tmp_path):
     default = parser.get_default(name)
     value = ACTING[name][0] if default is None else default
     out = str(tmp_path / 'r.json')
-    code, err = cli(capsys, '--dataset', 'cora', '--align', 'gatv2',
+    batched = ['--batch-size', '64'] if name in BATCHED else []
+    code, err = cli(capsys, '--dataset', 'cora', '--align', 'gatv2', *batched,
                     '--out', out, *flag_value(parser, name, value))
     assert code == 2, err
     assert err.count('\n') == 1 and err.startswith(f"error: '{name}' must")

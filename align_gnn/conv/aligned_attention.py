@@ -116,8 +116,10 @@ class AlignedAttention:
         # read of the input (no device to wait for); on CUDA the flag is
         # copied without blocking and read at a later forward pass once it
         # is there (no host synchronization).
-        if self._warned_non_finite or torch.compiler.is_compiling():
-            return
+        if self._warned_non_finite or torch.compiler.is_compiling() or (
+                torch.cuda.is_available()
+                and torch.cuda.is_current_stream_capturing()):
+            return  # a captured graph would replay no Python
         pending = self._finite_pending
         if pending is not None and pending[1].query():
             self._finite_pending = None
