@@ -22,14 +22,19 @@ What one timed call of each candidate is:
    ``train_gat.py --compare none,ct`` makes per run (experiment ->
    run_many -> run), with ``Config(dataset='cora', epochs=E, patience=E)``
    (E = ``--epochs``: early stopping out of the way) and the study's CT
-   settings: seeding, the model, the features as ``fit`` lays them out
-   (sparse CSR) on the device, then E epochs of ``fit`` (a training step,
-   the finiteness check, the full evaluation, model selection with a copy
-   of the weights at each better validation score), the best weights
-   restored and evaluated, the run's result; no progress bar (as
-   ``--quiet``). Per epoch: the call over E, so a run's one-off costs are
-   spread over E epochs (as they are over a real run's epochs). Interleaved
-   with 1.
+   settings: seeding, the model, the features as ``fit`` lays them out on
+   the device (dense on CUDA, sparse CSR on the CPU), then E epochs of
+   ``fit``: by default kept on the device (align_gnn/device_loop.py: on
+   CUDA the warm-up, the capture and E replays of one CUDA graph holding
+   the training step, the finiteness check, the validation score, model
+   selection and the copy of the kept weights; the status read every 25
+   epochs), and ``--no-capture`` (``Config(capture=False)``: the epoch
+   loop, a training step, the finiteness check, the full evaluation read
+   on the host, a copy of the weights at each better validation score);
+   then the best weights restored and evaluated, the run's result; no
+   progress bar (as ``--quiet``). Per epoch: the call over E, so a run's
+   one-off costs (the capture included) are spread over E epochs (as they
+   are over a real run's epochs). Interleaved with 1.
 3. The regulariser: the CT model of 2 (``training.make_model``), after one
    training step; a call is ``bench_scaling.regulariser``: per aligned layer
    the keys and queries sampled and projected from the layer's recorded
@@ -43,7 +48,8 @@ What one timed call of each candidate is:
    its bare PyG loop: the same model (``hetero_models``) and Adam (lr 3e-5),
    E epochs of forward, cross-entropy on the training nodes, backward, step,
    then a forward in eval mode and the validation ROC-AUC
-   (``align_gnn.metrics.roc_auc``). Per epoch: the call over E.
+   (``align_gnn.metrics.roc_auc``). Per epoch: the call over E. Also with
+   ``--no-capture``.
 5. The ogbn-arxiv recipe's full-batch epoch, plain and CT:
    ``bench_arxiv_scale.full_batch_epoch`` (a training step with labels as
    input, then the evaluation) on ``bench_arxiv_scale.random_arxiv``, a
@@ -209,8 +215,9 @@ def paired(seconds: Dict[str, np.ndarray], name: str, against: str) -> Dict:
 def cora_epochs(s: SimpleNamespace) -> Dict:
     r"""1 and 2: PyG's example epoch and train_gat.py's plain and CT epoch
     on Cora, interleaved."""
-    config = Config(dataset='cora', methods=['none', 'ct'], epochs=s.epochs,
-                    patience=s.epochs, device=s.device.type)
+    options = dict(dataset='cora', methods=['none', 'ct'], epochs=s.epochs,
+                   patience=s.epochs, device=s.device.type)
+    config, eager = Config(**options), Config(**options, capture=False)
     graph = load_data(config, s.root)  # as train_gat.py loads it
     dataset = Planetoid(data_root(s.root), 'Cora',
                         transform=T.NormalizeFeatures())  # as the example
@@ -219,6 +226,8 @@ def cora_epochs(s: SimpleNamespace) -> Dict:
         "PyG's example": lambda: pyg_example(dataset, data, s.epochs),
         'train_gat.py none': lambda: run(graph, 'none', 0, config),
         'train_gat.py ct': lambda: run(graph, 'ct', 0, config),
+        'no-capture none': lambda: run(graph, 'none', 0, eager),
+        'no-capture ct': lambda: run(graph, 'ct', 0, eager),
     }
     seconds = per_epoch(measure(candidates, s.repeats, s.warmup, s.device),
                         dict.fromkeys(candidates, s.epochs))
@@ -253,15 +262,17 @@ def regulariser_ms(s: SimpleNamespace, graph, config: Config) -> Dict:
 def gt_epochs(s: SimpleNamespace) -> Dict:
     r"""4: the Platonov GT on minesweeper, train_gat.py's loop against the
     bare PyG loop."""
-    config = Config(dataset='minesweeper', methods=['none'],
-                    model='platonov-gt', hidden=s.width, heads=8, layers=5,
-                    epochs=s.gt_epochs, patience=s.gt_epochs,
-                    device=s.device.type)
+    options = dict(dataset='minesweeper', methods=['none'],
+                   model='platonov-gt', hidden=s.width, heads=8, layers=5,
+                   epochs=s.gt_epochs, patience=s.gt_epochs,
+                   device=s.device.type)
+    config, eager = Config(**options), Config(**options, capture=False)
     graph = load_data(config, s.root)
     data = select_split(graph, 0).to(s.device)
     candidates = {
         'bare PyG loop': lambda: bare_gt(data, s.width, s.gt_epochs),
         'train_gat.py platonov-gt': lambda: run(graph, 'none', 0, config),
+        'no-capture platonov-gt': lambda: run(graph, 'none', 0, eager),
     }
     seconds = per_epoch(measure(candidates, s.gt_repeats, 1, s.device),
                         dict.fromkeys(candidates, s.gt_epochs))
@@ -322,6 +333,14 @@ def table_rows(s: SimpleNamespace, out: Dict) -> List[Dict]:
             "PyG's example epoch", paired(cora, ct, anchor)),
         row('train_gat.py epoch, Cora, ct', cora[ct],
             'train_gat.py epoch, none', paired(cora, ct, none)),
+        row('--no-capture epoch, Cora, none', cora['no-capture none'],
+            "PyG's example epoch", paired(cora, 'no-capture none', anchor)),
+        row('train_gat.py epoch, Cora, none', cora[none],
+            '--no-capture epoch, none', paired(cora, none,
+                                               'no-capture none')),
+        row('--no-capture epoch, Cora, ct', cora['no-capture ct'],
+            '--no-capture epoch, none', paired(cora, 'no-capture ct',
+                                               'no-capture none')),
         row('training step, Cora, none (loops.train_epoch)',
             reg['plain step']),
         row('training step, Cora, ct', reg['ct step'],
@@ -334,6 +353,9 @@ def table_rows(s: SimpleNamespace, out: Dict) -> List[Dict]:
         row(f'train_gat.py epoch, minesweeper GT width {width}',
             gt['train_gat.py platonov-gt'], 'bare PyG loop epoch',
             paired(gt, 'train_gat.py platonov-gt', 'bare PyG loop')),
+        row(f'--no-capture epoch, minesweeper GT width {width}',
+            gt['no-capture platonov-gt'], 'bare PyG loop epoch',
+            paired(gt, 'no-capture platonov-gt', 'bare PyG loop')),
         row(f'arxiv recipe full-batch epoch, none, {nodes}',
             arxiv['arxiv none']),
         row(f'arxiv recipe full-batch epoch, ct, {nodes}', arxiv['arxiv ct'],

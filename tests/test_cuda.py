@@ -2,6 +2,10 @@ r"""The GPU path, where CUDA is available (skipped elsewhere; run on a
 CUDA machine with ``python -m pytest -q tests/test_cuda.py``, as
 benchmarks/device_gpu_speed.sh does): every layer and divergence trains on
 CUDA as on the CPU, the same weights give the same logits on both, the
+captured epoch (a CUDA graph) does what the eager one does for every layer,
+divergence and Platonov model (a capture fails on any host
+synchronization, so each capture here also shows there is none), the
+status read every 25 epochs stops where reading every epoch would, the
 precisions keep the accuracy, the regulariser never waits for the host, a
 run out of GPU memory is one failed run named in one line, and the results
 name the GPU."""
@@ -11,9 +15,11 @@ import pytest
 import torch
 
 import train_gat
-from align_gnn import AlignedGATConv, alignment_loss, training
+from align_gnn import AlignedGATConv, alignment_loss, device_loop, training
 from align_gnn.config import Config
 from align_gnn.data import prepare_data
+from align_gnn.recipe import loss_function
+from align_gnn.selection import DeviceSelection
 from align_gnn.divergences import DIVERGENCES
 from align_gnn.experiment import experiment, load_data
 from align_gnn.models import CONVS
@@ -44,6 +50,85 @@ def test_cuda_trains_as_the_cpu(method, conv, data_root):
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-4)
     results = experiment(config, str(data_root))
     assert results['runs'][0]['test_acc'] > 0.76, results['runs'][0]
+
+
+def epochs_from_one_state(method, conv, data, graphs, epochs=3):
+    # `epochs` epochs of a DeviceLoop from seed 0's model and, after the
+    # loop is built (captured), seed 1's random generators.
+    config = Config(methods=[method], conv=conv, device='cuda', epochs=10)
+    full = prepare_data(data, 'dense').to(CUDA)
+    torch.manual_seed(0)
+    model = training.make_model(method, data, config).to(CUDA)
+    optimizer = training.make_optimizer(model, config, method,
+                                        capturable=True)
+    selection = DeviceSelection(config.selection, config.patience, CUDA)
+    with device_loop.self_loops(model, full.edge_index,
+                                full.num_nodes) as edge_index:
+        loop = device_loop.DeviceLoop(model, full, edge_index, optimizer,
+                                      loss_function(config.loss), selection,
+                                      config.epochs, graphs)
+        assert (loop.graph is not None) == graphs
+        torch.manual_seed(1)
+        loop.weight.fill_(1.0)
+        for _ in range(epochs):
+            loop.epoch()
+    return ([p.detach().clone() for p in model.parameters()],
+            loop.curves[:epochs].clone(), loop.read())
+
+
+@pytest.mark.parametrize('method,conv', CASES)
+def test_captured_epoch_is_the_eager_one(method, conv, data_root):
+    # Replays after the capture (its warm-up undone: weights, optimizer
+    # state, generators, selection) do what eager epochs do: the same
+    # dropout masks and samples, losses and weights up to the order of
+    # PyG's atomic additions.
+    data = load_data(Config(methods=[method], conv=conv), str(data_root))
+    eager = epochs_from_one_state(method, conv, data, graphs=False)
+    captured = epochs_from_one_state(method, conv, data, graphs=True)
+    assert captured[2] == eager[2] == [3, 0, 0]
+    torch.testing.assert_close(captured[1], eager[1], rtol=1e-4, atol=1e-5)
+    for got, expected in zip(captured[0], eager[0]):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('method', ['none', 'ct'])
+def test_captured_run(method, data_root):
+    # A run captured by default (features dense on CUDA); accuracy as the
+    # epoch loop's; early stopping read every 25 epochs stops at the epoch
+    # the rule stops at (patience after the kept one).
+    runs = {}
+    for capture in (True, False):
+        config = Config(methods=[method], runs=1, epochs=300, patience=20,
+                        device='cuda', capture=capture)
+        assert config.features == ('dense' if capture else 'sparse')
+        runs[capture] = experiment(config, str(data_root))['runs'][0]
+    captured = runs[True]
+    assert captured['epochs'] - captured['best_epoch'] == 20
+    assert captured['epochs'] % device_loop.READ_EVERY != 0 or (
+        captured['epochs'] == 300)
+    assert len(captured['history']['val_acc']) == captured['epochs']
+    assert captured['test_acc'] > 0.76
+    assert abs(captured['test_acc'] - runs[False]['test_acc']) < 0.03
+
+
+@pytest.mark.parametrize('model', ['platonov-gt', 'platonov-gat',
+                                   'platonov-gat-sep'])
+def test_captured_platonov(model, hetero_root):
+    config = Config(dataset='minesweeper', model=model, methods=['ct'],
+                    hidden=32, heads=4, layers=2, runs=1, epochs=30,
+                    device='cuda')
+    run = experiment(config, str(hetero_root))['runs'][0]
+    assert 0.5 < run['test_acc'] < 1.0  # a ROC-AUC
+
+
+def test_captured_run_fails_at_its_epoch(data_root):
+    config = Config(methods=['mmd'], runs=1, epochs=60, lr=1e30,
+                    device='cuda')
+    data = load_data(config, str(data_root))
+    with pytest.raises(training.NonFiniteError) as info:
+        training.run(data, 'mmd', 0, config)
+    assert info.value.epoch < device_loop.READ_EVERY
+    assert f'became nan at epoch {info.value.epoch}' in str(info.value)
 
 
 @pytest.mark.parametrize('method', ['none', 'ct'])

@@ -21,7 +21,7 @@ from align_gnn import (
     convert,
     model_parameters,
 )
-from align_gnn import training
+from align_gnn import device_loop, training
 from align_gnn.config import Config
 from align_gnn.models import GAT
 from conftest import HANG_SECONDS
@@ -128,28 +128,38 @@ def test_alignment_weight_warmup():
         alignment_weight(0, 0.1, warmup=-5)
 
 
-def test_fit_ramps_the_alignment_weight(monkeypatch):
+@pytest.mark.parametrize('capture', [False, True])
+def test_fit_ramps_the_alignment_weight(capture, monkeypatch):
+    # The weight each epoch trains with, in the epoch loop and in the loop
+    # kept on the device (which reads it from a device tensor).
     weights = []
+    if capture:
+        epoch = device_loop.DeviceLoop.epoch
 
-    def train_epoch(model, data, optimizer, align_weight, *args):
-        weights.append(align_weight)
-        zero = torch.zeros(())
-        return zero, zero
-
-    monkeypatch.setattr(training, 'train_epoch', train_epoch)
+        def record(loop):
+            weights.append(float(loop.weight))
+            epoch(loop)
+        monkeypatch.setattr(device_loop.DeviceLoop, 'epoch', record)
+    else:
+        def train_epoch(model, data, optimizer, align_weight, *args):
+            weights.append(align_weight)
+            zero = torch.zeros(())
+            return zero, zero
+        monkeypatch.setattr(training, 'train_epoch', train_epoch)
     x, edge_index, y = graph(channels=4)
     mask = torch.ones(12, dtype=torch.bool)
     data = Data(x=x, edge_index=edge_index, y=y, train_mask=mask,
                 val_mask=mask, test_mask=mask)
     data.num_classes = 3
     config = Config(methods=['ct'], epochs=6, patience=10, align_weight=0.2,
-                    align_warmup=4, features='dense')
+                    align_warmup=4, features='dense', capture=capture)
     training.run(data, 'ct', 0, config)
     assert weights == pytest.approx([0.0, 0.05, 0.1, 0.15, 0.2, 0.2])
     weights.clear()
     training.run(data, 'ct', 0, Config(methods=['ct'], epochs=2,
-                                       align_weight=0.2, features='dense'))
-    assert weights == [0.2, 0.2]  # no warm-up unless asked
+                                       align_weight=0.2, features='dense',
+                                       capture=capture))
+    assert weights == pytest.approx([0.2, 0.2])  # no warm-up unless asked
     with pytest.raises(ValueError, match="'align_warmup' must be an integer >= 0"):
         Config(align_warmup=-1)
 

@@ -42,6 +42,7 @@ FLAGS = {
     '--out', '--overwrite', '--patience', '--plot-dir', '--quiet',
     '--resume', '--rho', '--root', '--runs', '--seed', '--selection',
     '--precision', '--split', '--threads', '--weight-decay', '-h',
+    '--capture', '--no-capture',
 }
 
 
