@@ -27,7 +27,8 @@ from align_gnn.data import (
 )
 from align_gnn.diagnostics import AttentionCheck, attention_check
 from align_gnn.results import RunResult, environment, summarize
-from align_gnn.training import fit, gpu_memory, make_model, run_many
+from align_gnn.failures import gpu_memory
+from align_gnn.training import fit, make_model, run_many
 
 log = logging.getLogger('align_gnn')
 

@@ -1,7 +1,11 @@
 r"""The run driver of node classification with (aligned) graph attention
 networks on Planetoid, ogbn-arxiv and graph files: the model of a method,
-its optimizer, a run with early stopping (in one process or several) and
-many seeded runs. The epoch loops and the evaluation live in
+a run with early stopping (in one process or several, by the epoch loop
+here or kept on the device, see :mod:`align_gnn.device_runs`) and many
+seeded runs (one at a time, or several at once on a GPU). The optimizer
+lives in :mod:`align_gnn.optimization`, failed runs in
+:mod:`align_gnn.failures`, the end of a run in :mod:`align_gnn.outcome`,
+the epoch loops and the evaluation in
 :mod:`align_gnn.loops`, experiments (data, runs, results) in
 :mod:`align_gnn.experiment`, the settings in :mod:`align_gnn.config`,
 checkpoints in :mod:`align_gnn.checkpoint`, summaries and results files in
@@ -9,8 +13,8 @@ checkpoints in :mod:`align_gnn.checkpoint`, summaries and results files in
 them."""
 import math
 import time
-from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional, Tuple
+from functools import partial
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -23,10 +27,10 @@ from torch_geometric.data import Data
 from align_gnn import device_loop, distributed, interrupts
 from align_gnn.checkpoint import Checkpoint, rng_state, set_rng_state
 from align_gnn.config import Config, default_hyperparameters, resolve_device
-from align_gnn.conv import adversary_parameters, model_parameters
 from align_gnn.data import prepare_data, select_split
-from align_gnn.diagnostics import key_query_pca
+from align_gnn.device_runs import Run, device_run, finish, interleave
 from align_gnn.divergences import DIVERGENCES
+from align_gnn.failures import NonFiniteError, RunFailed, gpu_memory
 from align_gnn.hetero_models import PLATONOV_MODELS, build_platonov_model
 from align_gnn.loops import (
     evaluate,
@@ -35,65 +39,15 @@ from align_gnn.loops import (
     train_epoch,
     train_epoch_minibatch,
 )
-from align_gnn.selection import BestAccuracy, DeviceSelection, make_selection
-from align_gnn.models import (
-    build_arxiv_model,
-    build_model,
-    num_parameters,
-)
-from align_gnn.results import RunResult
-from align_gnn.recipe import LabelInput, add_label_features, loss_function
+from align_gnn.models import build_arxiv_model, build_model
+from align_gnn.optimization import make_optimizer, set_learning_rate
+from align_gnn.outcome import final_metrics, run_result
 from align_gnn.precision import precision
+from align_gnn.recipe import LabelInput, loss_function
 from align_gnn.reproducibility import single_threaded_blas
-from align_gnn.robustness import robustness
-from align_gnn.schedule import alignment_weight, learning_rate
-
-
-class RunFailed(ValueError):
-    r"""A run that could not finish (:obj:`method`, :obj:`seed`, the
-    :obj:`epoch` it stopped at if known), said in one line: see
-    :class:`NonFiniteError`, :class:`OutOfMemory`."""
-    def __init__(self, message: str, method: str, seed: int,
-                 epoch: Optional[int] = None):
-        super().__init__(message)
-        self.method, self.seed, self.epoch = method, seed, epoch
-
-    def record(self) -> Dict:
-        r"""The failed run as results files record it."""
-        return dict(method=self.method, seed=self.seed, epoch=self.epoch,
-                    reason=str(self))
-
-
-class NonFiniteError(RunFailed):
-    r"""Raised by :func:`fit` when the training loss, the alignment loss or
-    a parameter becomes NaN or infinite: the run stops at that epoch.
-    :obj:`what` says which value."""
-    def __init__(self, method: str, seed: int, epoch: int, what: str):
-        super().__init__(
-            f"{method} seed {seed}: {what} at epoch {epoch}; the run stopped "
-            f"(a smaller learning rate may help)", method, seed, epoch)
-        self.what = what
-
-
-class OutOfMemory(RunFailed):
-    r"""A run that ran out of GPU memory (see :func:`gpu_memory`)."""
-    def __init__(self, method: str, seed: int):
-        super().__init__(
-            f"{method} seed {seed}: out of GPU memory; the run stopped (lower "
-            f"--hidden, --heads or --batch-size, use --precision bf16, or "
-            f"train on the CPU with --device cpu)", method, seed)
-
-
-@contextmanager
-def gpu_memory(method: str, seed: int) -> Iterator[None]:
-    r"""Turns running out of GPU memory inside the block (building or
-    training the run :obj:`method`, :obj:`seed`) into :class:`OutOfMemory`,
-    after giving the cached memory back."""
-    try:
-        yield
-    except torch.cuda.OutOfMemoryError as err:
-        torch.cuda.empty_cache()
-        raise OutOfMemory(method, seed) from err
+from align_gnn.results import RunResult
+from align_gnn.schedule import alignment_weight
+from align_gnn.selection import BestAccuracy, make_selection
 
 
 def make_model(method: str, data: Data, config: Config) -> torch.nn.Module:
@@ -155,51 +109,6 @@ def run(data: Data, method: str, seed: int, config: Config,
     return fit(model, data, method, seed, config, progress, checkpoint)
 
 
-def make_optimizer(model: torch.nn.Module, config: Config,
-                   method: str,
-                   capturable: bool = False) -> torch.optim.Optimizer:
-    r"""Adam or RMSprop (:obj:`config.optimizer`) over every parameter of
-    :obj:`model` (of :obj:`method`) with :obj:`config.lr` and
-    :obj:`config.weight_decay`; the adversaries' parameters (see
-    :func:`~align_gnn.adversary_parameters`) form a second group with the
-    learning rate :obj:`config.lr` times the method's
-    :obj:`adversary_lr_scale` (see
-    :meth:`~align_gnn.config.Config.alignment`). Each group keeps its
-    learning rate after warm-up as :obj:`"initial_lr"` (see
-    :func:`set_learning_rate`). With :obj:`capturable` (CUDA), the step
-    can be captured in a CUDA graph: its counters and the learning rates
-    are device tensors."""
-    adversary = adversary_parameters(model)
-    groups = [dict(params=model_parameters(model), initial_lr=config.lr)]
-    if adversary:
-        scale = config.alignment(method)['adversary_lr_scale']
-        groups.append(dict(params=adversary, lr=config.lr * scale,
-                           initial_lr=config.lr * scale))
-    optimizer = (torch.optim.RMSprop if config.optimizer == 'rmsprop' else
-                 torch.optim.Adam)
-    if not capturable:
-        return optimizer(groups, lr=config.lr,
-                         weight_decay=config.weight_decay)
-    device = next(model.parameters()).device
-    for group in groups:
-        group['lr'] = torch.tensor(group.get('lr', config.lr), device=device)
-    return optimizer(groups, lr=torch.tensor(config.lr, device=device),
-                     weight_decay=config.weight_decay, capturable=True)
-
-
-def set_learning_rate(optimizer: torch.optim.Optimizer, epoch: int,
-                      warmup: int):
-    r"""Sets each group's learning rate for epoch :obj:`epoch` (from
-    :obj:`1`) of a linear warm-up over :obj:`warmup` epochs to its
-    :obj:`"initial_lr"` (see :func:`~align_gnn.schedule.learning_rate`)."""
-    for group in optimizer.param_groups:
-        lr = learning_rate(epoch, group['initial_lr'], warmup)
-        if isinstance(group['lr'], torch.Tensor):  # capturable: in place
-            group['lr'].fill_(lr)
-        else:
-            group['lr'] = lr
-
-
 def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
         config: Config, progress: bool = False,
         checkpoint: Optional[Checkpoint] = None) -> RunResult:
@@ -234,12 +143,30 @@ def fit(model: torch.nn.Module, data: Data, method: str, seed: int,
     every :data:`~align_gnn.device_loop.READ_EVERY` epochs).
     """
     with precision(config.precision, next(model.parameters()).device):
-        return _fit(model, data, method, seed, config, progress, checkpoint)
+        return finish(_fit(model, data, method, seed, config, progress,
+                           checkpoint))
+
+
+def run_turns(data: Data, method: str, seed: int, config: Config) -> Run:
+    r""":func:`run` as a generator (see
+    :func:`~align_gnn.device_runs.interleave`): where the run is kept on the
+    device, it pauses before each read of its status, else it runs whole at
+    once; runs out of GPU memory raise :class:`OutOfMemory`. Training and
+    evaluation run in the :func:`~align_gnn.precision.precision` context
+    of the caller's."""
+    data = select_split(data, seed - config.seed)
+    seed_everything(seed)
+    with gpu_memory(method, seed):
+        model = make_model(method, data, config).to(
+            resolve_device(config.device))
+        return (yield from _fit(model, data, method, seed, config, False,
+                                None))
 
 
 def _fit(model: torch.nn.Module, data: Data, method: str, seed: int,
          config: Config, progress: bool,
-         checkpoint: Optional[Checkpoint]) -> RunResult:
+         checkpoint: Optional[Checkpoint]) -> Run:
+    # `fit`, pausing where the run is kept on the device.
     single_threaded_blas()  # the same bits on any number of threads
     device = next(model.parameters()).device
     full = prepare_data(data, config.features).to(device)
@@ -253,8 +180,18 @@ def _fit(model: torch.nn.Module, data: Data, method: str, seed: int,
     if config.capture and device_loop.unsupported(
             model, full.x, loader is None, labels_given(config),
             distributed.world_size(), checkpoint is not None) is None:
-        return _fit_on_device(model, full, method, seed, config, evaluator,
-                              progress)
+        return (yield from device_run(model, full, method, seed, config,
+                                      evaluator, progress))
+    return _fit_epochs(model, data, full, loader, evaluator, method, seed,
+                       config, progress, checkpoint)
+
+
+def _fit_epochs(model: torch.nn.Module, data: Data, full: Data,
+                loader: Optional[object], evaluator: Optional[Evaluator],
+                method: str, seed: int, config: Config, progress: bool,
+                checkpoint: Optional[Checkpoint]) -> RunResult:
+    # `fit` by the epoch loop, reading each epoch on the host.
+    device = full.x.device
     module = model
     if distributed.world_size() > 1:
         model = DistributedDataParallel(
@@ -324,68 +261,18 @@ def _fit(model: torch.nn.Module, data: Data, method: str, seed: int,
 
     module.load_state_dict(best_state)
     metrics = distributed.broadcast_object(
-        _final_metrics(module, full, evaluator, seed, config, labels)
+        final_metrics(module, full, evaluator, seed, config, labels)
         if distributed.is_main() else None)
     train_loss, align_loss = torch.stack(curves).t().tolist()
     history = dict(train_loss=train_loss, align_loss=align_loss,
                    val_acc=val_accs)
-    return _run_result(module, method, seed, metrics, history, epoch,
-                       best_epoch, seconds)
+    return run_result(module, method, seed, metrics, history, epoch,
+                      best_epoch, seconds)
 
 
 def labels_given(config: Config) -> bool:
     r"""Whether the runs of :obj:`config` take training labels as input."""
     return config.labels != 'none'
-
-
-def _fit_on_device(model: torch.nn.Module, full: Data, method: str,
-                   seed: int, config: Config, evaluator: Optional[Evaluator],
-                   progress: bool) -> RunResult:
-    # `fit` by a DeviceLoop: the same decisions, read every `every` epochs.
-    device = full.x.device
-    graphs = device.type == 'cuda'
-    every = device_loop.READ_EVERY if graphs else 1
-    optimizer = make_optimizer(model, config, method, capturable=graphs)
-    align_weight = (config.alignment(method)['align_weight']
-                    if method in DIVERGENCES else 0.0)
-    selection = DeviceSelection(config.selection, config.patience, device)
-    bar = tqdm(total=config.epochs, desc=f'{method} seed {seed}',
-               leave=False, disable=not progress)
-    start = time.perf_counter()
-    with device_loop.self_loops(model, full.edge_index,
-                                full.num_nodes) as edge_index:
-        loop = device_loop.DeviceLoop(
-            model, full, edge_index, optimizer, loss_function(config.loss),
-            selection, config.epochs, graphs)
-        for epoch in interrupts.deferring(range(1, config.epochs + 1)):
-            loop.weight.fill_(alignment_weight(epoch - 1, align_weight,
-                                               config.align_warmup))
-            set_learning_rate(optimizer, epoch, config.lr_warmup)
-            loop.epoch()
-            if epoch % every and epoch < config.epochs:
-                continue
-            counted, stopped, failed = loop.read()
-            if failed:
-                bar.close()
-                raise NonFiniteError(method, seed, failed, non_finite(
-                    loop.curves[failed - 1], model) or 'a value became '
-                    'non-finite')
-            bar.update(counted - bar.n)
-            bar.set_postfix(val_acc=f'{loop.scores[counted - 1]:.3f}',
-                            best=f'{selection.best_acc:.3f}')
-            if stopped:
-                break
-            interrupts.check()
-    seconds = time.perf_counter() - start
-    bar.close()
-    model.load_state_dict(loop.best_state())
-    optimizer.zero_grad(set_to_none=True)  # a graph's gradients
-    metrics = _final_metrics(model, full, evaluator, seed, config, None)
-    train_loss, align_loss = loop.curves[:counted].t().tolist()
-    history = dict(train_loss=train_loss, align_loss=align_loss,
-                   val_acc=loop.scores[:counted].tolist())
-    return _run_result(model, method, seed, metrics, history, counted,
-                       int(selection.best_epoch), seconds)
 
 
 def _resume(saved: Dict, model: torch.nn.Module,
@@ -408,43 +295,10 @@ def _resume(saved: Dict, model: torch.nn.Module,
             list(saved['curves']), saved['val_accs'])
 
 
-def _run_result(model: torch.nn.Module, method: str, seed: int,
-                metrics: Dict, history: Dict, epochs: int, best_epoch: int,
-                seconds: float) -> RunResult:
-    return RunResult(method=method, seed=seed, val_acc=metrics['val_acc'],
-                     test_acc=metrics['test_acc'], ece=metrics['test_ece'],
-                     nll=metrics['test_nll'], epochs=epochs,
-                     best_epoch=best_epoch, seconds=seconds,
-                     seconds_per_epoch=seconds / epochs,
-                     params=num_parameters(model),
-                     adversary_params=sum(
-                         p.numel() for p in adversary_parameters(model)),
-                     history=history, calibration=metrics['test_bins'],
-                     attack=metrics['attack'],
-                     keys_queries=metrics['keys_queries'])
-
-
-def _final_metrics(model: torch.nn.Module, data: Data,
-                   evaluator: Optional[Evaluator], seed: int,
-                   config: Config, labels: Optional[LabelInput]) -> Dict:
-    metrics = evaluate(model, data, evaluator, labels)
-    if labels is not None:  # the attack and the PCA see the eval features
-        data = data.clone()
-        data.x = add_label_features(data.x, data.y,
-                                    data.train_mask.nonzero().view(-1),
-                                    data.num_classes)
-    metrics['attack'] = {} if config.attack is None else robustness(
-        model, data, config.budgets, config.attack, config.attack_epochs,
-        seed)
-    metrics['keys_queries'] = []
-    if config.keys_queries and seed == config.seed:
-        metrics['keys_queries'] = key_query_pca(model, data, seed=seed)
-    return metrics
-
-
 def run_many(data: Data, config: Config, progress: bool = False,
              checkpoint: Optional[Checkpoint] = None,
-             failed: Optional[List[Dict]] = None) -> List[RunResult]:
+             failed: Optional[List[Dict]] = None,
+             at_once: Optional[int] = None) -> List[RunResult]:
     r"""Runs every method of :obj:`config` on the seeds
     :obj:`config.seed, ..., config.seed + config.runs - 1`, the methods
     interleaved within each seed (so that slow phases of a shared machine
@@ -452,43 +306,89 @@ def run_many(data: Data, config: Config, progress: bool = False,
     finished are not trained again, the interrupted one continues, and
     every finished run is saved.
 
+    On CUDA with :obj:`config.capture` (and no checkpoint, one process),
+    the runs go several at once (see
+    :func:`~align_gnn.device_runs.interleave`): :obj:`at_once` of them, or
+    (:obj:`None`) as many as the free GPU memory holds; the results are
+    those of one run at a time, in the same order. :obj:`at_once` above 1
+    interleaves them on the CPU too (no faster there).
+
     A run that becomes non-finite raises :class:`NonFiniteError` (one that
-    runs out of GPU memory: :class:`OutOfMemory`), or, if a list
+    runs out of GPU memory:
+    :class:`~align_gnn.failures.OutOfMemory`), or, if a list
     :obj:`failed` is given, is appended to it (see
     :meth:`RunFailed.record`) and the other runs go on. An interrupt
     (:class:`KeyboardInterrupt`) carries the finished runs as its
     :obj:`finished` attribute."""
-    seeds = range(config.seed, config.seed + config.runs)
-    bar = tqdm(total=len(seeds) * len(config.methods), desc='runs',
+    keys = [(seed, method)
+            for seed in range(config.seed, config.seed + config.runs)
+            for method in config.methods]
+    device = resolve_device(config.device)
+    together = (checkpoint is None and config.capture
+                and distributed.world_size() == 1
+                and (device.type == 'cuda' if at_once is None else
+                     at_once > 1))
+    bar = tqdm(total=len(keys), desc='runs',
                disable=not (progress and distributed.is_main()))
-    results = []
+    outcomes: Dict[Tuple[int, str], object] = {}
     try:
-        for seed in seeds:
-            for method in config.methods:
+        if together:
+            with precision(config.precision, device):
+                for key, outcome in interleave(_starts(data, config, keys),
+                                               device, at_once):
+                    _finished(outcomes, key, outcome, failed, bar)
+        else:
+            for seed, method in keys:
                 interrupts.check()
-                result = (checkpoint.result(method, seed) if checkpoint else
-                          None)
-                if result is None:
+                outcome = (checkpoint.result(method, seed) if checkpoint
+                           else None)
+                if outcome is None:
                     try:
                         with gpu_memory(method, seed):
-                            result = run(data, method, seed, config,
-                                         progress, checkpoint)
+                            outcome = run(data, method, seed, config,
+                                          progress, checkpoint)
                     except RunFailed as err:
-                        if failed is None:
-                            raise
-                        failed.append(err.record())
-                        bar.update()
-                        continue
-                    if checkpoint is not None:
-                        checkpoint.save_result(result)
-                results.append(result)
-                bar.set_postfix(method=method,
-                                test_acc=f'{results[-1].test_acc:.3f}',
-                                refresh=False)
-                bar.update()
+                        outcome = err
+                    if checkpoint is not None and not isinstance(
+                            outcome, RunFailed):
+                        checkpoint.save_result(outcome)
+                _finished(outcomes, (seed, method), outcome, failed, bar)
     except KeyboardInterrupt as err:
-        err.finished = results
+        err.finished = _in_order(outcomes, keys, failed=None)
         raise
     finally:
         bar.close()
+    return _in_order(outcomes, keys, failed)
+
+
+def _starts(data: Data, config: Config, keys: List[Tuple[int, str]]):
+    # The runs for `interleave`, each taken up after a check for signals.
+    for seed, method in keys:
+        interrupts.check()
+        yield (seed, method), partial(run_turns, data, method, seed, config)
+
+
+def _finished(outcomes: Dict, key: Tuple[int, str], outcome: object,
+              failed: Optional[List[Dict]], bar: tqdm):
+    # A run's result or failure (raised unless `failed` collects them).
+    if isinstance(outcome, RunFailed) and failed is None:
+        raise outcome
+    outcomes[key] = outcome
+    if not isinstance(outcome, RunFailed):
+        bar.set_postfix(method=key[1], test_acc=f'{outcome.test_acc:.3f}',
+                        refresh=False)
+    bar.update()
+
+
+def _in_order(outcomes: Dict, keys: List[Tuple[int, str]],
+              failed: Optional[List[Dict]]) -> List[RunResult]:
+    # The results in the order of `keys`; failures appended to `failed`.
+    results = []
+    for key in keys:
+        outcome = outcomes.get(key)
+        if isinstance(outcome, RunFailed):
+            if failed is not None:
+                failed.append(outcome.record())
+        elif outcome is not None:
+            results.append(outcome)
     return results

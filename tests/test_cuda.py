@@ -5,7 +5,8 @@ CUDA as on the CPU, the same weights give the same logits on both, the
 captured epoch (a CUDA graph) does what the eager one does for every layer,
 divergence and Platonov model (a capture fails on any host
 synchronization, so each capture here also shows there is none), the
-status read every 25 epochs stops where reading every epoch would, the
+status read every 25 epochs stops where reading every epoch would, runs
+several at once are the runs one at a time, the
 precisions keep the accuracy, the regulariser never waits for the host, a
 run out of GPU memory is one failed run named in one line, and the results
 name the GPU."""
@@ -129,6 +130,25 @@ def test_captured_run_fails_at_its_epoch(data_root):
         training.run(data, 'mmd', 0, config)
     assert info.value.epoch < device_loop.READ_EVERY
     assert f'became nan at epoch {info.value.epoch}' in str(info.value)
+
+
+def test_runs_at_once_are_the_runs_one_at_a_time(data_root):
+    # By default the runs of one call go several at once, each with its
+    # own stream and generator state: the same dropout masks and samples
+    # as one at a time (early losses equal up to atomic additions), the
+    # same order.
+    config = Config(methods=['none', 'ct'], runs=3, epochs=100, patience=20,
+                    device='cuda')
+    data = load_data(config, str(data_root))
+    alone = training.run_many(data, config, at_once=1)
+    together = training.run_many(data, config)
+    assert [(r.method, r.seed) for r in together] == [
+        (r.method, r.seed) for r in alone]
+    for one, other in zip(alone, together):
+        torch.testing.assert_close(other.history['train_loss'][:5],
+                                   one.history['train_loss'][:5],
+                                   rtol=1e-3, atol=1e-4)
+        assert abs(other.test_acc - one.test_acc) < 0.03
 
 
 @pytest.mark.parametrize('method', ['none', 'ct'])

@@ -13,7 +13,7 @@ import torch
 from scipy.stats import rankdata
 from torch_geometric.nn import GATConv
 
-from align_gnn import device_loop, training
+from align_gnn import device_loop, device_runs, training
 from align_gnn.config import Config
 from align_gnn.data import prepare_data
 from align_gnn.divergences import DIVERGENCES
@@ -229,3 +229,52 @@ def test_roc_auc_is_scipys():
             u = ranks[labels.numpy()].sum() - pos * (pos + 1) / 2
             assert roc_auc(score, labels) == float(u / (pos * neg))
     assert math.isnan(roc_auc(torch.randn(4), torch.zeros(4)))
+
+
+def test_runs_at_once_are_the_runs_one_at_a_time(data_root):
+    # Interleaved in turns, each with its own random generators (on the
+    # CPU for the test; on CUDA by default): the same results, in order.
+    config = Config(methods=['none', 'ct'], runs=3, epochs=25, patience=4,
+                    device='cpu')
+    data = load_data(config, str(data_root))
+    alone = training.run_many(data, config)
+    together = training.run_many(data, config, at_once=4)
+    assert [(r.method, r.seed) for r in together] == [
+        (r.method, r.seed) for r in alone]
+    for one, other in zip(alone, together):
+        assert_same_run(one, other)
+
+
+def test_failed_runs_at_once_are_recorded_in_order(data_root):
+    config = Config(methods=['none', 'mmd'], runs=2, epochs=5, lr=1e30,
+                    device='cpu')
+    data = load_data(config, str(data_root))
+    records = {}
+    for at_once in (1, 3):
+        records[at_once] = []
+        assert training.run_many(data, config, failed=records[at_once],
+                                 at_once=at_once) == []
+    assert records[3] == records[1]
+    assert [(r['method'], r['seed']) for r in records[3]] == [
+        ('none', 0), ('mmd', 0), ('none', 1), ('mmd', 1)]
+    with pytest.raises(training.NonFiniteError):
+        training.run_many(data, config, at_once=3)
+
+
+def test_turns_keep_each_runs_generators():
+    # Two runs drawing from the global generator in alternating turns draw
+    # what each draws alone.
+    def draws(seed):
+        torch.manual_seed(seed)
+        values = []
+        for _ in range(3):
+            values.append(torch.rand(2))
+            yield
+        return torch.cat(values)
+
+    alone = [device_runs.finish(draws(seed)) for seed in (1, 2)]
+    outcomes = dict(device_runs.interleave(
+        [(seed, lambda seed=seed: draws(seed)) for seed in (1, 2)], CPU,
+        at_once=2))
+    assert torch.equal(outcomes[1], alone[0])
+    assert torch.equal(outcomes[2], alone[1])
