@@ -33,6 +33,7 @@ from align_gnn.cli import (
 )
 from align_gnn.config import DEFAULT_ALIGNMENT, Config, resolve_device
 from align_gnn.data import FEATURES, dataset_name, is_graph_file
+from align_gnn.failures import CaptureFailed
 from align_gnn.options import (
     DEVICES,
     MAX_K,
@@ -627,7 +628,8 @@ def _main(args: argparse.Namespace, argv: Optional[List[str]],
         else:
             results = experiment(config, args.root, progress=not args.quiet,
                                  checkpoint=checkpoint)
-    except (ValueError, ImportError) as err:  # `DataError` included
+    except (ValueError, ImportError,  # `DataError` included
+            CaptureFailed) as err:
         if args.debug:
             raise
         print(f'error: {err}', file=sys.stderr)

@@ -20,6 +20,7 @@ from torch_geometric.nn import MessagePassing, SuperGATConv
 from torch_geometric.utils import add_self_loops, remove_self_loops
 
 from align_gnn.conv import alignment_loss
+from align_gnn.failures import CaptureFailed
 from align_gnn.metrics import roc_auc_tensor
 from align_gnn.selection import DeviceSelection
 
@@ -97,7 +98,8 @@ class DeviceLoop:
     :obj:`selection` decides on; the weights of the epoch kept are copied
     on the device. With :obj:`graphs` (CUDA), the epoch is captured as a
     CUDA graph after :data:`WARMUP` eager epochs, whose effects (weights,
-    optimizer state, random generators, selection) are undone.
+    optimizer state, random generators, selection) are undone; a capture
+    that fails raises :class:`~align_gnn.failures.CaptureFailed`.
 
     Attributes:
         weight (Tensor): The alignment weight of the next epoch (0-dim).
@@ -128,7 +130,16 @@ class DeviceLoop:
         self.scores = torch.zeros(epochs, dtype=torch.float64, device=device)
         self.failed = torch.zeros((), dtype=torch.long, device=device)
         self.status = torch.zeros(3, dtype=torch.long, device=device)
-        self.graph = self._capture() if graphs else None
+        self.graph = None
+        if graphs:
+            try:
+                self.graph = self._capture()
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except RuntimeError as err:  # one line, and the way around it
+                raise CaptureFailed(str(err).strip().splitlines()[0]
+                                    if str(err).strip() else
+                                    type(err).__name__) from err
 
     def epoch(self):
         r"""Runs the next epoch (a graph replay with :obj:`graphs`)."""

@@ -19,7 +19,7 @@ from torch_geometric.data import Data
 from align_gnn import device_loop, interrupts
 from align_gnn.config import Config
 from align_gnn.divergences import DIVERGENCES
-from align_gnn.failures import NonFiniteError, RunFailed
+from align_gnn.failures import CaptureFailed, NonFiniteError, RunFailed
 from align_gnn.loops import non_finite
 from align_gnn.optimization import make_optimizer, set_learning_rate
 from align_gnn.outcome import final_metrics, run_result
@@ -52,9 +52,12 @@ def device_run(model: torch.nn.Module, full: Data, method: str, seed: int,
     start = time.perf_counter()
     with device_loop.self_loops(model, full.edge_index,
                                 full.num_nodes) as edge_index:
-        loop = device_loop.DeviceLoop(
-            model, full, edge_index, optimizer, loss_function(config.loss),
-            selection, config.epochs, graphs)
+        try:
+            loop = device_loop.DeviceLoop(
+                model, full, edge_index, optimizer,
+                loss_function(config.loss), selection, config.epochs, graphs)
+        except CaptureFailed as err:
+            raise CaptureFailed(err.reason, f'{method} seed {seed}') from err
         for epoch in interrupts.deferring(range(1, config.epochs + 1)):
             loop.weight.fill_(alignment_weight(epoch - 1, align_weight,
                                                config.align_warmup))
@@ -151,6 +154,8 @@ def interleave(starts: Iterable[Tuple[Hashable, Callable[[], Run]]],
     run's first turn (at most :data:`MAX_AT_ONCE`); on the CPU one."""
     starts = iter(starts)
     cuda = device.type == 'cuda'
+    if cuda:
+        torch.cuda.init()  # fills torch.cuda.default_generators
     generator = (torch.cuda.default_generators[device.index or 0]
                  if cuda else None)
     original = generator.graphsafe_get_state() if cuda else None

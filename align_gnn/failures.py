@@ -52,3 +52,15 @@ def gpu_memory(method: str, seed: int) -> Iterator[None]:
     except torch.cuda.OutOfMemoryError as err:
         torch.cuda.empty_cache()
         raise OutOfMemory(method, seed) from err
+
+
+class CaptureFailed(RuntimeError):
+    r"""Capturing a run's epoch as a CUDA graph failed (see
+    :class:`~align_gnn.device_loop.DeviceLoop`); said in one line with the
+    way around it, training without capture."""
+    def __init__(self, reason: str, run: str = ''):
+        super().__init__(
+            f"{run + ': ' if run else ''}capturing the epoch as a CUDA graph "
+            f"failed ({reason}); train without it: --no-capture "
+            f"(Config(capture=False))")
+        self.reason = reason

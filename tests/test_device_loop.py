@@ -278,3 +278,29 @@ def test_turns_keep_each_runs_generators():
         at_once=2))
     assert torch.equal(outcomes[1], alone[0])
     assert torch.equal(outcomes[2], alone[1])
+
+
+def test_a_failed_capture_is_one_line(data_root, monkeypatch, capsys):
+    # Where a GPU cannot capture the epoch, the run says so in one line
+    # with the way around it (the capture itself is tested on CUDA).
+    def fails(self):
+        raise RuntimeError('operation not permitted when stream is '
+                           'capturing\nCUDA kernel errors ...')
+
+    monkeypatch.setattr(device_loop.DeviceLoop, '_capture', fails)
+    real = device_loop.DeviceLoop.__init__
+
+    def on_cuda(self, *args, **kwargs):  # as on CUDA: with graphs
+        real(self, *args[:7], graphs=True)
+
+    monkeypatch.setattr(device_loop.DeviceLoop, '__init__', on_cuda)
+    import train_gat
+    code = train_gat.main(['--root', str(data_root), '--align', 'none',
+                           '--runs', '1', '--epochs', '3', '--device', 'cpu',
+                           '--quiet'])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count('\n') == 1, err
+    assert err == ('error: none seed 0: capturing the epoch as a CUDA graph '
+                   'failed (operation not permitted when stream is '
+                   'capturing); train without it: --no-capture '
+                   '(Config(capture=False))\n')
