@@ -46,8 +46,11 @@ command skips what is done, so the study may be stopped at any point (a
 damaged line inside runs.jsonl is an error naming it; only a last line cut
 short by a kill is dropped). --workers N runs N processes (the cores
 divided among them, see align_gnn.threads); --measure-workers times one
-against two on the same runs. --device cuda trains on the GPU (the
-processes share it; they are spawned, not forked).
+against two on the same runs. --device cuda trains on the GPU: with one
+worker (the default), the runs go several at once in this process (see
+align_gnn.device_runs.interleave: each on its own stream with its own
+random generators, the results those of one at a time); with more, the
+processes share it (spawned, not forked).
 
     python benchmarks/study.py --dataset cora --folder study/cora
     python benchmarks/study.py --dataset cora --folder study/cora --workers 2
@@ -73,6 +76,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
+from functools import partial
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
@@ -87,10 +91,17 @@ from align_gnn.cli import (  # noqa: E402
     dataset_option,
     given_options,
 )
-from align_gnn.config import Config, acting_options  # noqa: E402
+from align_gnn.config import (  # noqa: E402
+    Config,
+    acting_options,
+    resolve_device,
+)
 from align_gnn.options import SCOPES  # noqa: E402
 from align_gnn.data import num_splits  # noqa: E402
+from align_gnn.device_runs import interleave  # noqa: E402
+from align_gnn.failures import RunFailed  # noqa: E402
 from align_gnn.models import METHODS  # noqa: E402
+from align_gnn.precision import precision  # noqa: E402
 from align_gnn.outputs import (  # noqa: E402
     append_line,
     atomic_write,
@@ -280,6 +291,9 @@ def run_tasks(tasks: Iterable[Task], store: Store, args,
     pending = [t for t in tasks if task_key(t) not in store.records]
     if not pending:
         return 0
+    if runner is run_task and getattr(args, 'device', 'cpu') == 'cuda' and (
+            args.workers == 1):
+        return run_together(pending, store, args)
     threads = threads_per_process(args.workers)
     device = getattr(args, 'device', 'cpu')
     context = multiprocessing.get_context(  # CUDA cannot live in a fork
@@ -295,10 +309,39 @@ def run_tasks(tasks: Iterable[Task], store: Store, args,
         for done, future in enumerate(as_completed(futures), start=1):
             task = futures[future]
             store.add(task, future.result())
-            print(f'[{done}/{len(pending)}] {task[0]} {task[1]} seed '
-                  f'{task[3]} {task[2]}: val '
-                  f'{future.result()["val_acc"]:.3f}', flush=True)
+            _report(done, len(pending), task, future.result()['val_acc'])
     return len(pending)
+
+
+def run_together(pending: List[Task], store: Store, args,
+                 at_once: Optional[int] = None) -> int:
+    r"""Runs the :obj:`pending` tasks in this process, several at once (see
+    :func:`~align_gnn.device_runs.interleave`; :obj:`at_once`: as many as
+    the free GPU memory holds), each recorded as it ends, in the precision
+    of the study's --set."""
+    base = getattr(args, 'set', None)
+    data = graph(args.dataset, args.root, base)
+    fixed = num_splits(data) > 0
+    configs = [config(task[1], task[2], task[3], args.dataset, args.epochs,
+                      args.patience, base, fixed, args.device)
+               for task in pending]
+    starts = ((task, partial(training.run_turns, data, task[1], task[3],
+                             run_config))
+              for task, run_config in zip(pending, configs))
+    device = resolve_device(args.device)
+    with precision(configs[0].precision, device):
+        for done, (task, outcome) in enumerate(
+                interleave(starts, device, at_once), start=1):
+            if isinstance(outcome, RunFailed):
+                raise outcome  # as a worker's failed run
+            store.add(task, compact(outcome))
+            _report(done, len(pending), task, outcome.val_acc)
+    return len(pending)
+
+
+def _report(done: int, total: int, task: Task, val_acc: float):
+    print(f'[{done}/{total}] {task[0]} {task[1]} seed {task[3]} {task[2]}: '
+          f'val {val_acc:.3f}', flush=True)
 
 
 def search_seeds(args) -> List[int]:

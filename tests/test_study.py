@@ -302,6 +302,52 @@ def test_device_option(tmp_path, monkeypatch, capsys):
         assert [store.result(t)['device'] for t in tasks] == [device] * 2
 
 
+def test_study_runs_together_as_one_at_a_time(data_root, tmp_path,
+                                              monkeypatch):
+    # On CUDA with one worker the study's runs go several at once in one
+    # process (run_together, here interleaved on the CPU): the records are
+    # those of the runs one at a time, times aside.
+    tasks = [('search', 'ct', {'lr': 0.01}, 0), ('search', 'mmd', {}, 0),
+             ('final', 'none', {}, 1)]
+    args = argparse.Namespace(workers=1, device='cpu', dataset='cora',
+                              root=str(data_root), epochs=12, patience=3,
+                              set={})
+    store = study.Store(str(tmp_path / 'runs.jsonl'))
+    assert study.run_together(tasks, store, args, at_once=3) == 3
+    alone = [study.run_task(task, args.dataset, args.root, args.epochs,
+                            args.patience, args.set, args.device)
+             for task in tasks]
+
+    def timeless(result):
+        return {key: value for key, value in result.items()
+                if 'seconds' not in key}
+    assert [timeless(store.result(task)) for task in tasks] == [
+        timeless(result) for result in alone]
+    assert len({result['val_acc'] for result in alone}) > 1
+
+    handed = []
+    monkeypatch.setattr(study, 'run_together',
+                        lambda pending, store, args: handed.append(pending)
+                        or len(pending))
+
+    class Pool(Exception):  # the worker processes, not entered here
+        def __init__(self, *args):
+            raise self
+    monkeypatch.setattr(study, 'ProcessPoolExecutor', Pool)
+    for device, workers, together in (('cuda', 1, True), ('cuda', 2, False),
+                                      ('cpu', 1, False)):
+        handed.clear()
+        given = argparse.Namespace(**{**vars(args), 'device': device,
+                                      'workers': workers})
+        fresh = study.Store(str(tmp_path / f'{device}{workers}.jsonl'))
+        if together:
+            assert study.run_tasks(tasks, fresh, given) == 3
+        else:
+            with pytest.raises(Pool):
+                study.run_tasks(tasks, fresh, given)
+        assert handed == ([tasks] if together else [])
+
+
 def test_recommended_settings_are_the_study_choices():
     # Every setting the library recommends is a study's validation choice,
     # recomputed from its committed runs with the study's own command (the
