@@ -8,6 +8,9 @@
 #   tar -xzf <files_at>/study.tar.gz && git add study && git commit
 #
 #   bash benchmarks/device_study_cells.sh minesweeper-gt tolokers-gt
+#
+# WORKERS=1 runs a cell's runs several at once in one process instead
+# (study.py's run_together; not yet timed against four processes on a GPU).
 set -uo pipefail
 shopt -s extglob
 cd "$(dirname "$0")/.."
