@@ -81,6 +81,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import torch
+from torch_geometric.data import Data
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -273,15 +274,22 @@ def compact(result: RunResult) -> Dict:
     return result
 
 
+def task_config(task: Task, data: Data, dataset: str, epochs: int,
+                patience: int, base: Optional[Dict], device: str) -> Config:
+    r"""The configuration of :obj:`task` on the graph :obj:`data` (see
+    :func:`config`)."""
+    _, method, setting, seed = task
+    return config(method, setting, seed, dataset, epochs, patience, base,
+                  num_splits(data) > 0, device)
+
+
 def run_task(task: Task, dataset: str, root: str, epochs: int,
              patience: int, base: Optional[Dict] = None,
              device: str = 'cpu') -> Dict:
-    _, method, setting, seed = task
     data = graph(dataset, root, base)
     return compact(training.run(
-        data, method, seed, config(method, setting, seed, dataset, epochs,
-                                   patience, base, num_splits(data) > 0,
-                                   device)))
+        data, task[1], task[3],
+        task_config(task, data, dataset, epochs, patience, base, device)))
 
 
 def run_tasks(tasks: Iterable[Task], store: Store, args,
@@ -291,11 +299,10 @@ def run_tasks(tasks: Iterable[Task], store: Store, args,
     pending = [t for t in tasks if task_key(t) not in store.records]
     if not pending:
         return 0
-    if runner is run_task and getattr(args, 'device', 'cpu') == 'cuda' and (
-            args.workers == 1):
+    device = getattr(args, 'device', 'cpu')
+    if runner is run_task and device == 'cuda' and args.workers == 1:
         return run_together(pending, store, args)
     threads = threads_per_process(args.workers)
-    device = getattr(args, 'device', 'cpu')
     context = multiprocessing.get_context(  # CUDA cannot live in a fork
         'spawn' if device == 'cuda' else None)
     with ProcessPoolExecutor(args.workers, context, _init_worker,
@@ -321,9 +328,8 @@ def run_together(pending: List[Task], store: Store, args,
     of the study's --set."""
     base = getattr(args, 'set', None)
     data = graph(args.dataset, args.root, base)
-    fixed = num_splits(data) > 0
-    configs = [config(task[1], task[2], task[3], args.dataset, args.epochs,
-                      args.patience, base, fixed, args.device)
+    configs = [task_config(task, data, args.dataset, args.epochs,
+                           args.patience, base, args.device)
                for task in pending]
     starts = ((task, partial(training.run_turns, data, task[1], task[3],
                              run_config))
