@@ -71,8 +71,14 @@ def test_cora_runs_are_unchanged(data_root):
         for case, expected in zip(runs, reference['runs']):
             for run, record in zip(case, expected, strict=True):
                 assert run.keys() == record.keys()
-                torch.testing.assert_close(run, record, rtol=1e-3, atol=5e-3,
-                                           check_dtype=False)
+                names = [key for key, value in record.items()
+                         if isinstance(value, str)]  # the method
+                assert [run[key] for key in names] == [
+                    record[key] for key in names]
+                torch.testing.assert_close(
+                    {key: run[key] for key in run if key not in names},
+                    {key: record[key] for key in record if key not in names},
+                    rtol=1e-3, atol=5e-3, check_dtype=False)
 
 
 def test_help_has_the_same_flags_each_in_one_group():
