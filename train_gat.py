@@ -560,8 +560,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         set_threads(args.threads)
     notes = logging.StreamHandler()  # the library's notes, e.g. features
     notes.setFormatter(logging.Formatter('note: %(message)s'))
-    logging.getLogger('align_gnn').addHandler(notes)
-    logging.getLogger('align_gnn').setLevel(logging.INFO)
+    logger = logging.getLogger('align_gnn')
+    level = logger.level
+    logger.addHandler(notes)  # for this call only (main may run again
+    logger.setLevel(logging.INFO)  # in the same process)
     locks = []  # released at the end, however it ends
     try:
         with interrupts.handle():
@@ -574,6 +576,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         for lock in reversed(locks):
             lock.release()
+        logger.removeHandler(notes)
+        logger.setLevel(level)
 
 
 def _main(args: argparse.Namespace, argv: Optional[List[str]],

@@ -100,6 +100,23 @@ def test_cora_ct_end_to_end(data_root, tmp_path):
     assert 'ct' in proc.stdout and str(out) in proc.stdout
 
 
+def test_main_called_again_notes_once(data_root, tmp_path, capsys):
+    # A notebook or a script calling main() several times in one process
+    # gets each of the library's notes once per call, and the library's
+    # logger as it was before:
+    import logging
+    import train_gat
+    logger = logging.getLogger('align_gnn')
+    handlers, level = list(logger.handlers), logger.level
+    for name in ('a.json', 'b.json'):
+        assert train_gat.main(['--dataset', 'cora', '--root', str(data_root),
+                               '--runs', '1', '--epochs', '2', '--quiet',
+                               '--out', str(tmp_path / name)]) == 0
+        err = capsys.readouterr().err
+        assert err.count("note: ct on Cora: the study's choice") == 1, err
+        assert logger.handlers == handlers and logger.level == level
+
+
 def test_citeseer_gat(data_root, tmp_path):
     out = tmp_path / 'citeseer.json'
     proc = cli('--dataset', 'citeseer', '--align', 'none', '--runs', 1,
