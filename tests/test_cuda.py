@@ -95,18 +95,20 @@ def test_captured_epoch_is_the_eager_one(method, conv, data_root):
 @pytest.mark.parametrize('method', ['none', 'ct'])
 def test_captured_run(method, data_root):
     # A run captured by default (features dense on CUDA); accuracy as the
-    # epoch loop's; early stopping read every 25 epochs stops at the epoch
-    # the rule stops at (patience after the kept one).
+    # epoch loop's; early stopping, read every 25 epochs, stops at the epoch
+    # the rule stops at (patience after the kept one), not at a read.
+    # Patience 100, the default: CT learns Cora more slowly at first (seed
+    # 0's validation accuracy dips for some 40 epochs on the CPU, eager or
+    # not), and patience 20 stopped it there.
     runs = {}
     for capture in (True, False):
-        config = Config(methods=[method], runs=1, epochs=300, patience=20,
-                        device='cuda', capture=capture)
+        config = Config(methods=[method], runs=1, epochs=400, device='cuda',
+                        capture=capture)
         assert config.features == ('dense' if capture else 'sparse')
         runs[capture] = experiment(config, str(data_root))['runs'][0]
     captured = runs[True]
-    assert captured['epochs'] - captured['best_epoch'] == 20
-    assert captured['epochs'] % device_loop.READ_EVERY != 0 or (
-        captured['epochs'] == 300)
+    assert (captured['epochs'] - captured['best_epoch'] == 100
+            or captured['epochs'] == 400), captured['epochs']
     assert len(captured['history']['val_acc']) == captured['epochs']
     assert captured['test_acc'] > 0.76
     assert abs(captured['test_acc'] - runs[False]['test_acc']) < 0.03
@@ -115,11 +117,21 @@ def test_captured_run(method, data_root):
 @pytest.mark.parametrize('model', ['platonov-gt', 'platonov-gat',
                                    'platonov-gat-sep'])
 def test_captured_platonov(model, hetero_root):
-    config = Config(dataset='minesweeper', model=model, methods=['ct'],
-                    hidden=32, heads=4, layers=2, runs=1, epochs=30,
-                    device='cuda')
-    run = experiment(config, str(hetero_root))['runs'][0]
-    assert 0.5 < run['test_acc'] < 1.0  # a ROC-AUC
+    # Platonov et al.'s models (residual blocks, layer norm, GT's own
+    # attention) captured do what they do eagerly: the same losses up to
+    # the order of atomic additions, the same scores. (After 30 epochs
+    # their ROC-AUC is still near 0.5: 0.42-0.55 on the CPU, so no floor.)
+    runs = {}
+    for capture in (True, False):
+        config = Config(dataset='minesweeper', model=model, methods=['ct'],
+                        hidden=32, heads=4, layers=2, runs=1, epochs=30,
+                        device='cuda', capture=capture)
+        runs[capture] = experiment(config, str(hetero_root))['runs'][0]
+    torch.testing.assert_close(runs[True]['history']['train_loss'],
+                               runs[False]['history']['train_loss'],
+                               rtol=1e-3, atol=1e-4)
+    assert runs[True]['epochs'] == runs[False]['epochs'] == 30
+    assert abs(runs[True]['test_acc'] - runs[False]['test_acc']) < 0.01
 
 
 def test_captured_run_fails_at_its_epoch(data_root):
