@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from scipy import stats
 
 from torch_geometric.data import Data
 
+import train_gat
 from align_gnn import loops, training
 from align_gnn.config import (
     DEFAULT_ALIGNMENT,
@@ -104,8 +106,6 @@ def test_main_called_again_notes_once(data_root, tmp_path, capsys):
     # A notebook or a script calling main() several times in one process
     # gets each of the library's notes once per call, and the library's
     # logger as it was before:
-    import logging
-    import train_gat
     logger = logging.getLogger('align_gnn')
     handlers, level = list(logger.handlers), logger.level
     for name in ('a.json', 'b.json'):
